@@ -1,0 +1,167 @@
+"""Typed settings read from the environment when asked for, never at import time.
+
+Every service process reads the same variables (``AGORA_PORT``, ``DATABASE_URL``, ...);
+the launcher behind ``make run`` and the Kubernetes manifests set them per process.
+Bad values fail start-up with one message that lists every problem::
+
+    settings = load_server_settings("catalog")
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+#: The port each service listens on by default, and where peers look for it.
+DEFAULT_PORTS: dict[str, int] = {
+    "identity": 50051,
+    "catalog": 50052,
+    "inventory": 50053,
+    "orders": 50054,
+    "payments": 50055,
+    "notifications": 50056,
+}
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+T = TypeVar("T")
+
+
+class ConfigError(Exception):
+    """One or more environment variables have unusable values."""
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """How one service process listens, stores its data and shuts down."""
+
+    service: str
+    #: Interface to bind (``AGORA_HOST``, default ``127.0.0.1``; ``0.0.0.0`` in containers).
+    host: str
+    #: TCP port (``AGORA_PORT``, default from :data:`DEFAULT_PORTS`; 0 picks a free one).
+    port: int
+    #: Directory for embedded state such as the SQLite file (``AGORA_DATA_DIR``, default ``var``).
+    data_dir: Path
+    #: SQLAlchemy async URL (``DATABASE_URL``); default ``sqlite+aiosqlite:///<data_dir>/<service>.db``.
+    database_url: str
+    #: Apply pending migrations at start-up (``AGORA_AUTO_MIGRATE``, default true).
+    auto_migrate: bool
+    #: ``DEBUG``, ``INFO``, ``WARNING`` or ``ERROR`` (``AGORA_LOG_LEVEL``, default ``INFO``).
+    log_level: str
+    #: Seconds in-flight calls get to finish after SIGTERM (``AGORA_GRACE_SECONDS``, default 10).
+    grace_seconds: float
+    #: Calls handled at once before new ones are shed with RESOURCE_EXHAUSTED
+    #: (``AGORA_MAX_CONCURRENT_RPCS``, default 1000).
+    max_concurrent_rpcs: int
+    #: Seconds between readiness probes of the database (``AGORA_READINESS_INTERVAL``, default 2).
+    readiness_interval: float
+
+
+def load_server_settings(service: str, environ: Mapping[str, str] | None = None) -> ServerSettings:
+    """Reads the settings of ``service`` from ``environ`` (default: the process environment).
+
+    Raises:
+        ConfigError: naming every variable whose value is unusable.
+    """
+    env = os.environ if environ is None else environ
+    reader = _Reader(env)
+    data_dir = Path(env.get("AGORA_DATA_DIR", "var"))
+    settings = ServerSettings(
+        service=service,
+        host=env.get("AGORA_HOST", "127.0.0.1"),
+        port=reader.get("AGORA_PORT", DEFAULT_PORTS.get(service, 0), _port),
+        data_dir=data_dir,
+        database_url=reader.get(
+            "DATABASE_URL", f"sqlite+aiosqlite:///{data_dir / service}.db", _database_url
+        ),
+        auto_migrate=reader.get("AGORA_AUTO_MIGRATE", True, _boolean),
+        log_level=reader.get("AGORA_LOG_LEVEL", "INFO", _log_level),
+        grace_seconds=reader.get("AGORA_GRACE_SECONDS", 10.0, _non_negative_float),
+        max_concurrent_rpcs=reader.get("AGORA_MAX_CONCURRENT_RPCS", 1000, _positive_int),
+        readiness_interval=reader.get("AGORA_READINESS_INTERVAL", 2.0, _positive_float),
+    )
+    reader.raise_if_invalid()
+    return settings
+
+
+def peer_address(service: str, environ: Mapping[str, str] | None = None) -> str:
+    """Where to reach ``service``: ``AGORA_<SERVICE>_ADDR``, else its default port on loopback."""
+    env = os.environ if environ is None else environ
+    return env.get(f"AGORA_{service.upper()}_ADDR", f"127.0.0.1:{DEFAULT_PORTS[service]}")
+
+
+class _Reader:
+    """Parses variables one by one and collects every error instead of stopping at the first."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+        self._errors: list[str] = []
+
+    def get(self, name: str, default: T, parse: Callable[[str], T]) -> T:
+        raw = self._env.get(name)
+        if raw is None or raw == "":
+            return default
+        try:
+            return parse(raw)
+        except ValueError as error:
+            self._errors.append(f"{name}={raw!r}: {error}")
+            return default
+
+    def raise_if_invalid(self) -> None:
+        if self._errors:
+            raise ConfigError("invalid configuration: " + "; ".join(self._errors))
+
+
+def _port(raw: str) -> int:
+    value = int(raw)
+    if not 0 <= value <= 65535:
+        raise ValueError("must be a port number from 0 to 65535")
+    return value
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+def _non_negative_float(raw: str) -> float:
+    value = float(raw)
+    if not value >= 0:  # also rejects NaN
+        raise ValueError("must be a number of seconds >= 0")
+    return value
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if not value > 0:
+        raise ValueError("must be a number of seconds > 0")
+    return value
+
+
+def _boolean(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _log_level(raw: str) -> str:
+    level = raw.strip().upper()
+    if level not in _LOG_LEVELS:
+        raise ValueError("must be one of " + ", ".join(_LOG_LEVELS))
+    return level
+
+
+def _database_url(raw: str) -> str:
+    if not raw.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://", "postgresql://")):
+        raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+    # A plain postgresql:// URL (as most operators write it) uses the asyncpg driver.
+    if raw.startswith("postgresql://"):
+        return "postgresql+asyncpg://" + raw.removeprefix("postgresql://")
+    return raw

@@ -1,0 +1,181 @@
+"""SQLAlchemy 2 async plumbing every service shares: engines, readiness, migrations, request log.
+
+Each service owns its database; this module only knows how to open one::
+
+    engine = create_engine(settings.database_url)
+    await migrate(engine, "catalog.adapters:migrations")
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from runtime.idempotency import ConcurrentRequest, RecordedRequest, RequestLog
+
+#: Rows of the request log (see :mod:`runtime.idempotency`); each service's migrations create it.
+REQUEST_LOG_COLUMNS = (
+    sa.Column("request_id", sa.String(64), primary_key=True),
+    sa.Column("operation", sa.String(64), nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("resource", sa.String(256), nullable=False),
+    sa.Column(
+        "create_time", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+)
+
+
+def request_log_table(metadata: sa.MetaData) -> sa.Table:
+    """Declares the ``request_log`` table in a service's metadata."""
+    return sa.Table("request_log", metadata, *(c._copy() for c in REQUEST_LOG_COLUMNS))
+
+
+def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    """Opens an engine for ``url``; SQLite gets WAL, a busy timeout and foreign keys on."""
+    if url.startswith("sqlite"):
+        database = sa.make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, connect_args={"timeout": 15}, **kwargs)
+        event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
+        event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_async_engine(url, **kwargs)
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # The sqlite3 driver's own transaction handling breaks SAVEPOINTs and cannot take the
+    # write lock up front; turn it off and let _sqlite_on_begin say BEGIN itself.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=15000")
+    cursor.close()
+
+
+def _sqlite_on_begin(connection: Connection) -> None:
+    # A transaction that will write takes the write lock at BEGIN (IMMEDIATE). A deferred
+    # one that reads first and writes later fails with SQLITE_BUSY if another writer
+    # committed meanwhile, instead of waiting its turn.
+    mode = "IMMEDIATE" if connection.get_execution_options().get(WRITE_OPTION) else "DEFERRED"
+    connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+#: Execution option that marks a connection's transactions as writing (see :func:`begin`).
+WRITE_OPTION = "agora_writes"
+
+
+async def begin(engine: AsyncEngine, *, writes: bool) -> AsyncConnection:
+    """Opens a connection with a transaction begun; ``writes`` takes SQLite's write lock first.
+
+    PostgreSQL needs no such hint: its row locks and constraints settle concurrent writers.
+    """
+    connection = await engine.connect()
+    if writes:
+        connection = await connection.execution_options(**{WRITE_OPTION: True})
+    await connection.begin()
+    return connection
+
+
+async def ping(engine: AsyncEngine, limit: float = 2.0) -> bool:
+    """True if the database answers ``SELECT 1`` within ``limit`` seconds."""
+    try:
+        async with asyncio.timeout(limit), engine.connect() as connection:
+            await connection.execute(sa.text("SELECT 1"))
+        return True
+    except Exception:  # any failure means "not ready"; the readiness loop logs transitions
+        return False
+
+
+async def migrate(engine: AsyncEngine, script_location: str) -> None:
+    """Applies every pending Alembic migration in ``script_location`` (``package:dir`` form).
+
+    On PostgreSQL an advisory lock serializes concurrent start-ups of the same service.
+    """
+    async with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            await connection.execute(
+                sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": script_location}
+            )
+        await connection.run_sync(_upgrade, script_location)
+
+
+def _upgrade(connection: Connection, script_location: str) -> None:
+    config = Config()
+    config.set_main_option("script_location", script_location)
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+def run_migrations_online(target_metadata: sa.MetaData) -> None:
+    """Body of every service's Alembic ``env.py``: migrates the connection :func:`migrate` gives."""
+    from alembic import context
+
+    connection = context.config.attributes.get("connection")
+    if connection is None:
+        raise RuntimeError(
+            "run migrations through `python -m <service> migrate`, not the alembic CLI"
+        )
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+class SqlAlchemyRequestLog(RequestLog):
+    """The request log in a service's own database, inside the caller's transaction."""
+
+    def __init__(self, connection: AsyncConnection, table: sa.Table) -> None:
+        self._connection = connection
+        self._table = table
+
+    async def find(self, request_id: str) -> RecordedRequest | None:
+        if self._connection.dialect.name == "postgresql":
+            # SQLite writers already hold the database lock (BEGIN IMMEDIATE); on PostgreSQL
+            # a transaction-scoped advisory lock makes same-id calls take turns.
+            await self._connection.execute(
+                sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:id, 0))"),
+                {"id": request_id},
+            )
+        row = (
+            await self._connection.execute(
+                sa.select(self._table).where(self._table.c.request_id == request_id)
+            )
+        ).first()
+        if row is None:
+            return None
+        return RecordedRequest(
+            request_id=row.request_id,
+            operation=row.operation,
+            fingerprint=row.fingerprint,
+            resource=row.resource,
+        )
+
+    async def add(self, request: RecordedRequest) -> None:
+        try:
+            async with self._connection.begin_nested():
+                await self._connection.execute(
+                    sa.insert(self._table).values(
+                        request_id=request.request_id,
+                        operation=request.operation,
+                        fingerprint=request.fingerprint,
+                        resource=request.resource,
+                    )
+                )
+        except IntegrityError:
+            # Another call with the same id committed between our lookup and this insert.
+            raise ConcurrentRequest(request.request_id) from None

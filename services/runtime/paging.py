@@ -1,0 +1,72 @@
+"""AIP-158 paging helpers: page size clamping and opaque page tokens tied to their query.
+
+A token is the base64url of a small JSON object: the last key of the page and a hash of
+the query it belongs to, so a token replayed with another filter is rejected::
+
+    size = page_size(request.page_size)
+    after = decode_page_token(request.page_token, query="category=books")
+    token = encode_page_token(last_key, query="category=books")
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+
+from runtime.errors import FieldViolation, InvalidArgument
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
+
+
+def page_size(
+    requested: int, default: int = DEFAULT_PAGE_SIZE, maximum: int = MAX_PAGE_SIZE
+) -> int:
+    """0 means ``default``, values above ``maximum`` are clamped, negative values are invalid."""
+    if requested < 0:
+        raise InvalidArgument(
+            "page_size must not be negative",
+            violations=[FieldViolation("page_size", "must be >= 0")],
+            reason="INVALID_PAGE_SIZE",
+        )
+    return default if requested == 0 else min(requested, maximum)
+
+
+def encode_page_token(after: str, query: str) -> str:
+    """Builds the opaque token for the page that starts after key ``after`` of ``query``."""
+    body = json.dumps({"a": after, "q": _query_hash(query)}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(body.encode()).decode().rstrip("=")
+
+
+def decode_page_token(token: str, query: str) -> str | None:
+    """Returns the key after which the page starts, or None for the first page.
+
+    Raises:
+        InvalidArgument: reason ``INVALID_PAGE_TOKEN`` if the token is malformed or was
+            issued for a different query.
+    """
+    if not token:
+        return None
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        body = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        after, query_hash = body["a"], body["q"]
+    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
+        raise _invalid_token("page_token is not a token this service issued") from None
+    if not isinstance(after, str) or query_hash != _query_hash(query):
+        raise _invalid_token("page_token belongs to a different query; keep the same filter")
+    return after
+
+
+def _query_hash(query: str) -> str:
+    return hashlib.sha256(query.encode()).hexdigest()[:16]
+
+
+def _invalid_token(message: str) -> InvalidArgument:
+    return InvalidArgument(
+        message,
+        violations=[FieldViolation("page_token", message)],
+        reason="INVALID_PAGE_TOKEN",
+    )
