@@ -1,0 +1,3 @@
+"""Fixtures every test suite can use."""
+
+pytest_plugins = ["tests.support.postgres"]
