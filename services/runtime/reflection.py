@@ -2,12 +2,14 @@
 
 ``grpcio-reflection`` only serves ``grpc.reflection.v1alpha``; tools increasingly ask for
 ``grpc.reflection.v1`` first. The two protocols have identical messages in different
-packages, so the same servicer answers both.
+packages, so the same servicer answers both. It also resolves method names
+(``grpcurl describe pkg.Service.Method``), which the upb descriptor pool cannot.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2
@@ -18,19 +20,34 @@ from grpc_reflection.v1alpha._async import ReflectionServicer
 V1_SERVICE = "grpc.reflection.v1.ServerReflection"
 
 
+class _Reflection(ReflectionServicer):
+    def _file_containing_symbol(self, request: Any, fully_qualified_name: str) -> Any:
+        response = super()._file_containing_symbol(request, fully_qualified_name)  # type: ignore[no-untyped-call]
+        if response.HasField("error_response") and "." in fully_qualified_name:
+            service_name, method_name = fully_qualified_name.rsplit(".", 1)
+            try:
+                service = self._pool.FindServiceByName(service_name)
+            except KeyError:
+                return response
+            if method_name in service.methods_by_name:
+                return super()._file_containing_symbol(request, service_name)  # type: ignore[no-untyped-call]
+        return response
+
+
 def enable_reflection(server: grpc.aio.Server, service_names: Sequence[str]) -> None:
-    """Serves reflection for ``service_names`` (plus health and reflection itself) on ``server``."""
+    """Serves reflection for ``service_names`` (plus reflection itself) on ``server``."""
     names = [*service_names, reflection.SERVICE_NAME, V1_SERVICE]
-    servicer = ReflectionServicer(names)  # type: ignore[no-untyped-call]
-    reflection.enable_server_reflection(names, server)
-    v1_handler = grpc.method_handlers_generic_handler(
-        V1_SERVICE,
-        {
-            "ServerReflectionInfo": grpc.stream_stream_rpc_method_handler(
-                servicer.ServerReflectionInfo,
-                request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
-                response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
-            )
-        },
+    servicer = _Reflection(names)  # type: ignore[no-untyped-call]
+    handlers = {
+        "ServerReflectionInfo": grpc.stream_stream_rpc_method_handler(
+            servicer.ServerReflectionInfo,
+            request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
+            response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
+        )
+    }
+    server.add_generic_rpc_handlers(
+        [
+            grpc.method_handlers_generic_handler(reflection.SERVICE_NAME, handlers),
+            grpc.method_handlers_generic_handler(V1_SERVICE, handlers),
+        ]
     )
-    server.add_generic_rpc_handlers((v1_handler,))
