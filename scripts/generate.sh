@@ -5,7 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.bin:$PWD/.venv/bin:$PATH"
 
-rm -rf generated/python/agora
+# The Go plugins come from `make tools` (versions pinned in the Makefile).
+for tool in protoc-gen-go protoc-gen-go-grpc; do
+  [ -x ".bin/$tool" ] || { echo "missing .bin/$tool: run 'make tools'" >&2; exit 1; }
+done
+
+# Python into generated/python, Go into the module at clients/go (package path gen/agora/...).
+rm -rf generated/python/agora clients/go/gen
 buf generate --template buf.gen.yaml --path protos/agora
 
 # grpc_python is not a buf builtin: compile the grpc stubs from a buf image instead.

@@ -25,13 +25,14 @@ _sym_db = _symbol_database.Default()
 from agora.catalog.v1 import catalog_pb2 as agora_dot_catalog_dot_v1_dot_catalog__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x61gora/catalog/v1/events.proto\x12\x10\x61gora.catalog.v1\x1a\x1e\x61gora/catalog/v1/catalog.proto\"I\n\x0f\x43\x61tegoryCreated\x12\x36\n\x08\x63\x61tegory\x18\x01 \x01(\x0b\x32\x1a.agora.catalog.v1.CategoryR\x08\x63\x61tegory\"E\n\x0eProductCreated\x12\x33\n\x07product\x18\x01 \x01(\x0b\x32\x19.agora.catalog.v1.ProductR\x07product\"l\n\x0eProductUpdated\x12\x33\n\x07product\x18\x01 \x01(\x0b\x32\x19.agora.catalog.v1.ProductR\x07product\x12%\n\x0e\x63hanged_fields\x18\x02 \x03(\tR\rchangedFields\"*\n\x0eProductDeleted\x12\x18\n\x07product\x18\x01 \x01(\tR\x07productb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x61gora/catalog/v1/events.proto\x12\x10\x61gora.catalog.v1\x1a\x1e\x61gora/catalog/v1/catalog.proto\"I\n\x0f\x43\x61tegoryCreated\x12\x36\n\x08\x63\x61tegory\x18\x01 \x01(\x0b\x32\x1a.agora.catalog.v1.CategoryR\x08\x63\x61tegory\"E\n\x0eProductCreated\x12\x33\n\x07product\x18\x01 \x01(\x0b\x32\x19.agora.catalog.v1.ProductR\x07product\"l\n\x0eProductUpdated\x12\x33\n\x07product\x18\x01 \x01(\x0b\x32\x19.agora.catalog.v1.ProductR\x07product\x12%\n\x0e\x63hanged_fields\x18\x02 \x03(\tR\rchangedFields\"*\n\x0eProductDeleted\x12\x18\n\x07product\x18\x01 \x01(\tR\x07productB1Z/agora/clients/go/gen/agora/catalog/v1;catalogv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'agora.catalog.v1.events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'Z/agora/clients/go/gen/agora/catalog/v1;catalogv1'
   _globals['_CATEGORYCREATED']._serialized_start=83
   _globals['_CATEGORYCREATED']._serialized_end=156
   _globals['_PRODUCTCREATED']._serialized_start=158
