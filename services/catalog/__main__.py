@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import sys
 
+from catalog.bootstrap import MIGRATIONS, build
 from runtime import db
 from runtime.config import load_server_settings
 from runtime.server import run
-
-from catalog.bootstrap import MIGRATIONS, build
 
 
 async def _migrate() -> None:

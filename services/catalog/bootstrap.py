@@ -6,15 +6,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import grpc
-from agora.catalog.v1 import catalog_service_pb2, catalog_service_pb2_grpc
-from runtime import db
-from runtime.config import ServerSettings
-from runtime.server import Service
 
+from agora.catalog.v1 import catalog_service_pb2, catalog_service_pb2_grpc
 from catalog.adapters.unit_of_work import SqlAlchemyUnitOfWork
 from catalog.domain.errors import DOMAIN
 from catalog.domain.ports import UnitOfWork
 from catalog.entrypoints.servicer import CatalogServicer
+from runtime import db
+from runtime.config import ServerSettings
+from runtime.server import Service
 
 SERVICE_NAME = catalog_service_pb2.DESCRIPTOR.services_by_name["CatalogService"].full_name
 MIGRATIONS = "catalog.adapters:migrations"

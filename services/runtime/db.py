@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from runtime.errors import Unavailable
 from runtime.idempotency import ConcurrentRequest, RecordedRequest, RequestLog
 
 #: Rows of the request log (see :mod:`runtime.idempotency`); each service's migrations create it.
@@ -86,6 +87,24 @@ async def begin(engine: AsyncEngine, *, writes: bool) -> AsyncConnection:
         connection = await connection.execution_options(**{WRITE_OPTION: True})
     await connection.begin()
     return connection
+
+
+class DatabaseUnavailable(Unavailable):
+    """The service's own database did not answer; the caller may retry shortly."""
+
+    reason = "DATABASE_UNAVAILABLE"
+
+    def __init__(self) -> None:
+        super().__init__("the service's database is unavailable; retry shortly", retry_after=1.0)
+
+
+def as_unavailable(error: BaseException) -> DatabaseUnavailable | None:
+    """A :class:`DatabaseUnavailable` if ``error`` means the database cannot be reached."""
+    if isinstance(error, sa.exc.DBAPIError) and error.connection_invalidated:
+        return DatabaseUnavailable()
+    if isinstance(error, sa.exc.OperationalError | sa.exc.InterfaceError | OSError | TimeoutError):
+        return DatabaseUnavailable()
+    return None
 
 
 async def ping(engine: AsyncEngine, limit: float = 2.0) -> bool:

@@ -267,21 +267,40 @@ class TemporaryCluster:
         if result.returncode != 0:
             raise PostgresUnavailable(f"initdb failed:\n{result.stdout}{result.stderr}")
 
+    def pause(self) -> None:
+        """Stops the server but keeps its data, to simulate the database going away."""
+        stopped = self._pg_ctl("stop", "-m", "fast", "-w", "-t", str(_STOP_TIMEOUT_S))
+        if stopped.returncode != 0:
+            raise RuntimeError(f"could not stop PostgreSQL: {stopped.stdout}{stopped.stderr}")
+
+    def resume(self) -> None:
+        """Starts a paused server again on the same port."""
+        started = self._start(self.port)
+        if started.returncode != 0:
+            raise RuntimeError(
+                f"could not restart PostgreSQL: {started.stdout}{started.stderr}\n"
+                + _tail(self.log)
+            )
+        run_blocking(lambda: wait_until_ready(self.url))
+
+    def _start(self, port: int) -> subprocess.CompletedProcess[str]:
+        options = " ".join(
+            [
+                "-c listen_addresses=127.0.0.1",
+                f"-c port={port}",
+                f"-c unix_socket_directories={shlex.quote(str(self.socket_dir))}",
+                "-c fsync=off",
+            ]
+        )
+        return self._pg_ctl(
+            "start", "-w", "-t", str(_START_TIMEOUT_S), "-l", str(self.log), "-o", options
+        )
+
     def _start_on_free_port(self) -> None:
         failure = ""
         for _ in range(_START_ATTEMPTS):  # another process may take the port before we bind it
             self.port = _free_loopback_port()
-            options = " ".join(
-                [
-                    "-c listen_addresses=127.0.0.1",
-                    f"-c port={self.port}",
-                    f"-c unix_socket_directories={shlex.quote(str(self.socket_dir))}",
-                    "-c fsync=off",
-                ]
-            )
-            started = self._pg_ctl(
-                "start", "-w", "-t", str(_START_TIMEOUT_S), "-l", str(self.log), "-o", options
-            )
+            started = self._start(self.port)
             if started.returncode == 0:
                 run_blocking(lambda: wait_until_ready(self.url))
                 return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
+
 from runtime.db import request_log_table
 
 metadata = sa.MetaData()

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from types import TracebackType
 
-from runtime import db
-from runtime.db import SqlAlchemyRequestLog
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from catalog.adapters.orm import request_log
 from catalog.adapters.repository import SqlAlchemyCategoryRepository, SqlAlchemyProductRepository
 from catalog.domain.ports import UnitOfWork
+from runtime import db
+from runtime.db import SqlAlchemyRequestLog
 
 
 class SqlAlchemyUnitOfWork(UnitOfWork):
@@ -21,7 +21,10 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
         self._connection: AsyncConnection | None = None
 
     async def __aenter__(self) -> UnitOfWork:
-        self._connection = await db.begin(self._engine, writes=self.writes)
+        try:
+            self._connection = await db.begin(self._engine, writes=self.writes)
+        except Exception as error:
+            raise (db.as_unavailable(error) or error) from error
         self.categories = SqlAlchemyCategoryRepository(self._connection)
         self.products = SqlAlchemyProductRepository(self._connection)
         self.requests = SqlAlchemyRequestLog(self._connection, request_log)
@@ -33,12 +36,21 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._connection is not None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
             try:
-                await self.rollback()
+                if connection.in_transaction():
+                    await connection.rollback()
+            except Exception:
+                if exc is None:
+                    raise
+                # Already failing (often because the database went away): keep that error.
             finally:
-                await self._connection.close()
-                self._connection = None
+                await connection.close()
+        # A lost database surfaces as UNAVAILABLE (retryable), not as an internal error.
+        unavailable = db.as_unavailable(exc) if exc is not None else None
+        if unavailable is not None:
+            raise unavailable from exc
 
     async def commit(self) -> None:
         assert self._connection is not None, "commit outside of `async with`"

@@ -6,9 +6,8 @@ import abc
 from collections.abc import Sequence
 from types import TracebackType
 
-from runtime.idempotency import RequestLog
-
 from catalog.domain.model import Category, Page, Product, ProductQuery
+from runtime.idempotency import RequestLog
 
 
 class CategoryRepository(abc.ABC):

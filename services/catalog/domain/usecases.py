@@ -11,8 +11,6 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from runtime.idempotency import RecordedRequest, check_replay
-
 from catalog.domain.commands import (
     CreateCategory,
     CreateProduct,
@@ -28,6 +26,7 @@ from catalog.domain.errors import (
 )
 from catalog.domain.model import Category, Page, Product, ProductQuery
 from catalog.domain.ports import UnitOfWork
+from runtime.idempotency import RecordedRequest, check_replay
 
 
 def new_id(prefix: str) -> str:

@@ -10,13 +10,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 
-from agora.catalog.v1 import catalog_pb2, catalog_service_pb2
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.type import money_pb2
-from runtime import paging
-from runtime.errors import FieldViolation, InvalidArgument
 
+from agora.catalog.v1 import catalog_pb2, catalog_service_pb2
 from catalog.domain import model
 from catalog.domain.commands import (
     CreateCategory,
@@ -26,6 +24,8 @@ from catalog.domain.commands import (
     UpdateProduct,
 )
 from catalog.domain.model import Money, ProductChanges, ProductQuery
+from runtime import paging
+from runtime.errors import FieldViolation, InvalidArgument
 
 #: Paths of ``Product`` that UpdateProduct may change, and how they map onto the domain.
 MUTABLE_PRODUCT_FIELDS = ("display_name", "description", "category", "price")

@@ -10,13 +10,13 @@ from datetime import datetime
 from typing import Any
 
 import grpc
+
 from agora.catalog.v1 import catalog_service_pb2 as pb
 from agora.catalog.v1 import catalog_service_pb2_grpc
-from runtime import paging
-
 from catalog.domain import usecases
 from catalog.domain.ports import UnitOfWork
 from catalog.entrypoints import convert
+from runtime import paging
 
 Context = grpc.aio.ServicerContext[Any, Any]
 

@@ -9,6 +9,9 @@ from datetime import UTC, datetime
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from catalog.adapters.orm import metadata
 from catalog.adapters.unit_of_work import SqlAlchemyUnitOfWork
 from catalog.bootstrap import MIGRATIONS
@@ -17,8 +20,6 @@ from catalog.domain.commands import CreateCategory, CreateProduct, Idempotency, 
 from catalog.domain.errors import EtagMismatch, ProductAlreadyExists
 from catalog.domain.model import Money, ProductChanges, ProductQuery
 from runtime import db
-from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 NOON = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

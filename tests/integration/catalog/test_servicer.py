@@ -10,13 +10,14 @@ from typing import TYPE_CHECKING, cast
 
 import grpc
 import pytest
-from agora.catalog.v1 import catalog_pb2, catalog_service_pb2_grpc
-from agora.catalog.v1 import catalog_service_pb2 as pb
-from catalog.bootstrap import build
 from google.protobuf import field_mask_pb2
 from google.rpc import error_details_pb2
 from google.type import money_pb2
 from grpc_status import rpc_status
+
+from agora.catalog.v1 import catalog_pb2, catalog_service_pb2_grpc
+from agora.catalog.v1 import catalog_service_pb2 as pb
+from catalog.bootstrap import build
 from runtime.config import load_server_settings
 from runtime.server import running
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from google.protobuf import field_mask_pb2
+from google.type import money_pb2
+
 from agora.catalog.v1 import catalog_pb2
 from agora.catalog.v1 import catalog_service_pb2 as pb
 from catalog.entrypoints import convert
-from google.protobuf import field_mask_pb2
-from google.type import money_pb2
 from runtime.errors import InvalidArgument
 
 TEA = catalog_pb2.Product(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from catalog.domain import model
 from catalog.domain.model import Money
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+
 from catalog.domain import usecases
 from catalog.domain.commands import (
     CreateCategory,
@@ -23,7 +24,6 @@ from catalog.domain.errors import (
 )
 from catalog.domain.model import Money, ProductChanges, ProductQuery
 from runtime.errors import InvalidArgument
-
 from tests.unit.catalog.fakes import FakeStore, FakeUnitOfWork
 
 NOON = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
