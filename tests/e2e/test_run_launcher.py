@@ -1,0 +1,270 @@
+"""``make run``: scripts/run.py starts every implemented service and stops them all again.
+
+The launcher runs for real, with every service moved to a free port and a temporary data
+directory. Nothing here assumes which services exist: the expectations are derived from
+``services/<name>/__main__.py`` and the runtime's port table, as the launcher's are.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from runtime.config import DEFAULT_PORTS
+from tests.support.processes import (
+    REPO,
+    STOP_TIMEOUT_S,
+    Grpcurl,
+    OutputReader,
+    ProcInfo,
+    clean_environment,
+    die_with_parent,
+    free_ports,
+    implemented_services,
+    proc_cmdline,
+    proc_info,
+    still_running,
+    stop_process,
+    wait_until,
+)
+
+RUN_PY = REPO / "scripts" / "run.py"
+#: Bound on the launcher migrating, starting and reporting every service ready.
+BANNER_TIMEOUT_S = 90.0
+#: Bound on the launcher exiting once asked to stop (services' grace is 5s here).
+LAUNCHER_STOP_TIMEOUT_S = 60.0
+BANNER_END = "Press Ctrl-C to stop"
+SERVICE_LINE = re.compile(r"^  (?P<name>[a-z]+)\s+(?P<address>\S+:\d+)\s+pid (?P<pid>\d+)\s*$")
+
+
+@dataclass(frozen=True)
+class Started:
+    """A service the banner reported, and what /proc said about its pid right then."""
+
+    name: str
+    address: str
+    info: ProcInfo
+
+
+@dataclass
+class Launcher:
+    process: subprocess.Popen[str]
+    stdout: OutputReader
+    stderr: OutputReader
+    started: dict[str, Started] = field(default_factory=dict)
+
+    def output(self) -> str:
+        return f"stdout:\n{self.stdout.text}\nstderr:\n{self.stderr.text}"
+
+    def wait_for_banner(self) -> dict[str, Started]:
+        """Waits until the launcher reports every service ready, and parses its banner."""
+        if self.stdout.wait_for(BANNER_END, BANNER_TIMEOUT_S) is None:
+            pytest.fail(
+                f"no banner within {BANNER_TIMEOUT_S}s (exit status {self.process.poll()})\n"
+                + self.output()
+            )
+        for line in self.stdout.text.splitlines():
+            if match := SERVICE_LINE.match(line):
+                pid = int(match["pid"])
+                info = proc_info(pid)
+                assert info is not None, f"{match['name']} (pid {pid}) is not running"
+                self.started[match["name"]] = Started(match["name"], match["address"], info)
+        return self.started
+
+
+@pytest.fixture
+def ports() -> dict[str, int]:
+    """A free port for every service, implemented or not, so no default port is used."""
+    return dict(zip(DEFAULT_PORTS, free_ports(len(DEFAULT_PORTS)), strict=True))
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "var"
+
+
+@pytest.fixture
+def env(ports: dict[str, int], data_dir: Path) -> dict[str, str]:
+    return clean_environment(
+        {
+            **{f"AGORA_{name.upper()}_PORT": str(port) for name, port in ports.items()},
+            "AGORA_DATA_DIR": str(data_dir),
+            "AGORA_GRACE_SECONDS": "5",
+        }
+    )
+
+
+@contextlib.contextmanager
+def launched(env: dict[str, str]) -> Iterator[Launcher]:
+    """Runs scripts/run.py; afterwards it and every child it reported are gone, always."""
+    process = subprocess.Popen(
+        [sys.executable, str(RUN_PY)],
+        cwd=REPO,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=die_with_parent(),
+    )
+    assert process.stdout is not None
+    assert process.stderr is not None
+    launcher = Launcher(process, OutputReader(process.stdout), OutputReader(process.stderr))
+    try:
+        yield launcher
+    finally:
+        stop_process(process, signal.SIGTERM, LAUNCHER_STOP_TIMEOUT_S)
+        for child in launcher.started.values():
+            if still_running(child.info):
+                os.kill(child.info.pid, signal.SIGKILL)
+        launcher.stdout.join(STOP_TIMEOUT_S)
+        launcher.stderr.join(STOP_TIMEOUT_S)
+
+
+def run_to_completion(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Runs scripts/run.py when it is expected to give up on its own."""
+    return subprocess.run(
+        [sys.executable, str(RUN_PY)],
+        cwd=REPO,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=BANNER_TIMEOUT_S,
+        check=False,
+    )
+
+
+def proc_environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    pairs = (item.decode().partition("=") for item in raw.split(b"\0") if item)
+    return {key: value for key, _, value in pairs}
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_the_launcher_serves_every_implemented_service_and_stops_them_all(
+    env: dict[str, str], ports: dict[str, int], grpcurl_binary: Path, sig: int
+) -> None:
+    with launched(env) as launcher:
+        started = launcher.wait_for_banner()
+
+        assert list(started) == implemented_services(), launcher.output()
+        for name, child in started.items():
+            assert child.address == f"127.0.0.1:{ports[name]}"
+            assert child.info.ppid == launcher.process.pid
+            assert proc_cmdline(child.info.pid)[-2:] == ["-m", name]
+            grpcurl = Grpcurl(grpcurl_binary, child.address)
+            assert grpcurl.call("grpc.health.v1.Health/Check") == {"status": "SERVING"}
+            listed = grpcurl.run("list")
+            assert "grpc.health.v1.Health" in listed.stdout.split(), listed.describe()
+            assert f"-plaintext {child.address} list" in launcher.stdout.text
+        if "catalog" in started:
+            catalog = Grpcurl(grpcurl_binary, started["catalog"].address)
+            # A fresh data directory: the launcher did not use the repository's var/.
+            listing = catalog.call(
+                "agora.catalog.v1.CatalogService/ListProducts", {"page_size": 10}
+            )
+            assert listing == {}
+
+        launcher.process.send_signal(sig)
+        status = launcher.process.wait(timeout=LAUNCHER_STOP_TIMEOUT_S)
+
+        assert status == 0, launcher.output()
+        for child in started.values():
+            assert not still_running(child.info), f"{child.name} outlived the launcher"
+        launcher.stderr.join(STOP_TIMEOUT_S)
+        for name in started:
+            # Each child's JSON log lines reach the terminal, prefixed with its name.
+            assert re.search(rf"^{name}\s+\| .*serving", launcher.stderr.text, re.M), name
+        assert "all services stopped" in launcher.stderr.text
+
+
+def test_each_service_gets_its_port_data_dir_and_every_peers_address(
+    env: dict[str, str], ports: dict[str, int], data_dir: Path
+) -> None:
+    with launched(env) as launcher:
+        started = launcher.wait_for_banner()
+
+        for name, child in started.items():
+            child_env = proc_environ(child.info.pid)
+            assert child_env["AGORA_PORT"] == str(ports[name])
+            assert Path(child_env["AGORA_DATA_DIR"]) == data_dir.resolve()
+            assert "DATABASE_URL" not in child_env
+            peers = {
+                f"AGORA_{peer.upper()}_ADDR": f"127.0.0.1:{port}"
+                for peer, port in ports.items()
+                if peer != name
+            }
+            assert {k: child_env.get(k) for k in peers} == peers
+
+
+def test_children_do_not_outlive_a_killed_launcher(env: dict[str, str]) -> None:
+    with launched(env) as launcher:
+        started = launcher.wait_for_banner()
+        assert started
+
+        launcher.process.kill()
+        launcher.process.wait(timeout=LAUNCHER_STOP_TIMEOUT_S)
+
+        gone = wait_until(
+            lambda: not any(still_running(c.info) for c in started.values()),
+            timeout=LAUNCHER_STOP_TIMEOUT_S,
+            interval=0.1,
+        )
+        assert gone, [c.name for c in started.values() if still_running(c.info)]
+
+
+def test_a_port_in_use_stops_the_launch_with_the_service_port_and_override(
+    env: dict[str, str], ports: dict[str, int], data_dir: Path
+) -> None:
+    name = implemented_services()[0]
+    port = ports[name]
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+
+        result = run_to_completion(env)
+
+    assert result.returncode != 0
+    message = result.stderr
+    assert f"port {port} for {name} is already in use" in message, message
+    assert f"AGORA_{name.upper()}_PORT=" in message, message
+    assert BANNER_END not in result.stdout
+    # Refused before anything ran: no migration, no database file.
+    assert not data_dir.exists() or not any(data_dir.iterdir())
+
+
+def test_a_failing_migration_stops_the_launch_with_its_output(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    name = implemented_services()[0]
+    not_a_directory = tmp_path / "plain-file"
+    not_a_directory.write_text("a file where a directory should be\n")
+    env[f"AGORA_{name.upper()}_DATABASE_URL"] = f"sqlite+aiosqlite:///{not_a_directory}/{name}.db"
+
+    result = run_to_completion(env)
+
+    assert result.returncode == 1, result.stderr
+    assert f"migrating {name} failed" in result.stderr
+    assert "its last output" in result.stderr
+    assert BANNER_END not in result.stdout
+
+
+def test_an_unusable_port_variable_is_named_before_anything_starts(env: dict[str, str]) -> None:
+    name = implemented_services()[0]
+    env[f"AGORA_{name.upper()}_PORT"] = "http"
+
+    result = run_to_completion(env)
+
+    assert result.returncode == 2
+    assert f"AGORA_{name.upper()}_PORT='http'" in result.stderr
