@@ -57,10 +57,13 @@ def euros(units: int, nanos: int = 0, currency: str = "EUR") -> dict[str, Any]:
 
 
 def price_of(product: dict[str, Any]) -> tuple[str, int, int]:
-    """(currency, units, nanos) of a product as grpcurl prints it (int64 units are strings)."""
+    """(currency, units, nanos) of a product as grpcurl prints it (int64 units are strings).
+
+    Every field, google.type.Money's included, comes back under its JSON (camelCase) name:
+    reflection fills in the JSON names the bundled Money descriptor lacks.
+    """
     price = product["price"]
-    currency = price.get("currency_code", price.get("currencyCode"))
-    return str(currency), int(price.get("units", 0)), int(price.get("nanos", 0))
+    return str(price["currencyCode"]), int(price.get("units", 0)), int(price.get("nanos", 0))
 
 
 def new_category(grpcurl: Grpcurl, display_name: str = "Paperbacks") -> str:
