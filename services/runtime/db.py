@@ -9,6 +9,7 @@ Each service owns its database; this module only knows how to open one::
 from __future__ import annotations
 
 import asyncio
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -120,14 +121,25 @@ async def ping(engine: AsyncEngine, limit: float = 2.0) -> bool:
 async def migrate(engine: AsyncEngine, script_location: str) -> None:
     """Applies every pending Alembic migration in ``script_location`` (``package:dir`` form).
 
-    On PostgreSQL an advisory lock serializes concurrent start-ups of the same service.
+    On PostgreSQL an advisory lock serializes concurrent start-ups of the same service;
+    within one process a lock does (Alembic's context is process-global).
     """
-    async with engine.begin() as connection:
+    async with _migration_lock(), engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             await connection.execute(
                 sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": script_location}
             )
         await connection.run_sync(_upgrade, script_location)
+
+
+_MIGRATION_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _migration_lock() -> asyncio.Lock:
+    # One lock per event loop: an asyncio.Lock must not be shared across loops.
+    return _MIGRATION_LOCKS.setdefault(asyncio.get_running_loop(), asyncio.Lock())
 
 
 def _upgrade(connection: Connection, script_location: str) -> None:

@@ -10,7 +10,10 @@ service's own interceptors return, so it sees the final outcome of each call:
 - an :class:`~runtime.errors.AgoraError` becomes its status code with ``ErrorInfo`` and
   ``BadRequest`` details; any other exception becomes INTERNAL with a generic message
   and the traceback in the log, never the exception text;
-- it logs one JSON line per call: method, code, reason, duration.
+- it logs one JSON line per call: method, code, reason, duration;
+- it counts calls in flight, so shutdown can wait for every handler to finish before
+  closing what they use: ``server.stop`` returns as soon as an aborted call's status
+  is sent, while its handler may still be running (grpc#37239).
 
 Streaming handlers (health ``Watch``, reflection) are passed through untouched: wrapping
 them is what breaks the asyncio health ``Watch`` (grpc#28728).
@@ -58,6 +61,22 @@ class RuntimeInterceptor(ServerInterceptor):
         # method -> (handler returned by the chain, our wrapper of it). The chain usually
         # returns the same handler object for a method, so the wrapper is built once.
         self._wrapped: dict[str, tuple[Handler, Handler]] = {}
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @property
+    def in_flight(self) -> int:
+        """Calls whose handler has not finished yet."""
+        return self._in_flight
+
+    async def wait_idle(self, limit: float) -> bool:
+        """Waits up to ``limit`` seconds for every handler to finish; True if they did."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), limit)
+        except TimeoutError:
+            return False
+        return True
 
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
@@ -90,6 +109,8 @@ class RuntimeInterceptor(ServerInterceptor):
 
         async def handle(raw: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             started = time.perf_counter()
+            self._in_flight += 1
+            self._idle.clear()
             request_context.set_inbound_call(method, context.time_remaining())
             code = grpc.StatusCode.OK
             reason = ""
@@ -111,6 +132,9 @@ class RuntimeInterceptor(ServerInterceptor):
                 code, reason = internal.code, internal.reason
                 await _abort(context, internal, domain)
             finally:
+                self._in_flight -= 1
+                if not self._in_flight:
+                    self._idle.set()
                 if logging_on:
                     access_log.info(
                         "rpc",

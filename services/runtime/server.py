@@ -61,8 +61,9 @@ Build = Callable[[ServerSettings], Awaitable[Service]]
 @contextlib.asynccontextmanager
 async def running(service: Service, settings: ServerSettings) -> AsyncIterator[int]:
     """Serves ``service`` while the block runs and yields the bound port; drains on exit."""
+    runtime_interceptor = RuntimeInterceptor(service.domain)
     server = grpc.aio.server(
-        interceptors=[RuntimeInterceptor(service.domain), *service.interceptors],
+        interceptors=[runtime_interceptor, *service.interceptors],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -95,6 +96,13 @@ async def running(service: Service, settings: ServerSettings) -> AsyncIterator[i
         probing.cancel()
         await health_servicer.enter_graceful_shutdown()
         await server.stop(settings.grace_seconds)
+        # stop() may return while handlers of aborted calls still run (grpc#37239);
+        # they get a moment to finish before what they use is closed.
+        if not await runtime_interceptor.wait_idle(max(settings.grace_seconds, 1.0)):
+            log.warning(
+                "handlers still running at cleanup",
+                extra={"in_flight": runtime_interceptor.in_flight},
+            )
         for cleanup in reversed(service.cleanups):
             try:
                 await cleanup()
