@@ -64,8 +64,8 @@ release-contracts: venv
 
 # Lint the Python code (ruff, mypy).
 lint: venv
-	ruff check services tests scripts
-	ruff format --check services tests scripts
+	ruff check services tests scripts bench
+	ruff format --check services tests scripts bench
 	mypy
 
 # Run every test: unit, integration (SQLite and PostgreSQL), e2e over real processes, Go.

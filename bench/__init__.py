@@ -1,0 +1,1 @@
+"""Benchmarks and profiling of the services against a bare gRPC echo server (see README.md)."""
