@@ -56,14 +56,16 @@ class SqlAlchemyCategoryRepository(CategoryRepository):
         return items, (items[-1].id if len(rows) > page_size else None)
 
 
+# Built once: building a statement and its cache key costs more than running it on SQLite.
+_PRODUCT_BY_ID = sa.select(products).where(products.c.id == sa.bindparam("product_id"))
+
+
 class SqlAlchemyProductRepository(ProductRepository):
     def __init__(self, connection: AsyncConnection) -> None:
         self._connection = connection
 
     async def get(self, product_id: str) -> Product | None:
-        row = (
-            await self._connection.execute(sa.select(products).where(products.c.id == product_id))
-        ).first()
+        row = (await self._connection.execute(_PRODUCT_BY_ID, {"product_id": product_id})).first()
         return None if row is None else _product(row)
 
     async def get_many(self, product_ids: Sequence[str]) -> dict[str, Product]:
