@@ -86,7 +86,7 @@ test-e2e: venv tools
 	$(PY) -m pytest tests/e2e
 
 # Start every implemented service on its default port; Ctrl-C stops them all.
-run: venv
+run: venv tools
 	$(PY) scripts/run.py
 
 # Measure catalog against a bare echo server with h2load and print ratios.
