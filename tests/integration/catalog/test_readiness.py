@@ -6,13 +6,10 @@ import asyncio
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import cast
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_status import rpc_status
 
 from agora.catalog.v1 import catalog_service_pb2 as pb
 from agora.catalog.v1 import catalog_service_pb2_grpc
@@ -20,6 +17,7 @@ from catalog.bootstrap import SERVICE_NAME, build
 from runtime.config import load_server_settings
 from runtime.server import running
 from tests.support.postgres import PostgresUnavailable, TemporaryCluster, handle_unavailable
+from tests.support.status import error_info
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -35,17 +33,6 @@ def own_cluster() -> Iterator[TemporaryCluster]:
         handle_unavailable(str(error), os.environ)
     yield cluster
     cluster.stop()
-
-
-def reason_of(error: grpc.aio.AioRpcError) -> str:
-    status = rpc_status.from_call(cast(grpc.Call, error))
-    assert status is not None
-    for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            return info.reason
-    return ""
 
 
 @pytest.mark.postgres
@@ -82,7 +69,7 @@ async def test_health_and_calls_follow_the_database_down_and_up(
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await catalog.ListProducts(pb.ListProductsRequest(), timeout=CHANGE_WAIT_S)
         assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
-        assert reason_of(caught.value) == "DATABASE_UNAVAILABLE"
+        assert error_info(caught.value).reason == "DATABASE_UNAVAILABLE"
 
         await asyncio.to_thread(own_cluster.resume)
         up = await asyncio.wait_for(watch.read(), CHANGE_WAIT_S)

@@ -6,20 +6,19 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 import grpc
 import pytest
 from google.protobuf import field_mask_pb2
-from google.rpc import error_details_pb2
 from google.type import money_pb2
-from grpc_status import rpc_status
 
 from agora.catalog.v1 import catalog_pb2, catalog_service_pb2_grpc
 from agora.catalog.v1 import catalog_service_pb2 as pb
 from catalog.bootstrap import build
 from runtime.config import load_server_settings
 from runtime.server import running
+from tests.support.status import error_info, field_violations
 
 if TYPE_CHECKING:
     from agora.catalog.v1.catalog_service_pb2_grpc import CatalogServiceAsyncStub
@@ -69,28 +68,6 @@ async def create_tea_shop(stub: CatalogServiceAsyncStub) -> None:
                 product_id=product_id,
             )
         )
-
-
-def error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo:
-    status = rpc_status.from_call(cast(grpc.Call, error))
-    assert status is not None, "the error carries no google.rpc.Status"
-    for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            return info
-    raise AssertionError("no ErrorInfo in the status details")
-
-
-def field_violations(error: grpc.aio.AioRpcError) -> list[str]:
-    status = rpc_status.from_call(cast(grpc.Call, error))
-    assert status is not None
-    for detail in status.details:
-        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad = error_details_pb2.BadRequest()
-            detail.Unpack(bad)
-            return [v.field for v in bad.field_violations]
-    return []
 
 
 async def test_create_get_list_update_delete(

@@ -16,15 +16,14 @@ from typing import Any, NoReturn
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2
-from grpc_status import rpc_status
 
 from agora.catalog.v1 import catalog_pb2, catalog_service_pb2, catalog_service_pb2_grpc
 from runtime import errors
 from runtime.config import ServerSettings, load_server_settings
 from runtime.server import Cleanup, Service, running
+from tests.support.status import bad_requests, error_info, rich_status
 
 CATALOG = "agora.catalog.v1.CatalogService"
 GET_PRODUCT = f"/{CATALOG}/GetProduct"
@@ -146,33 +145,6 @@ class Background:
             await self.stop.wait()
 
 
-def _rich_status(error: grpc.aio.AioRpcError) -> status_pb2.Status:
-    """The ``google.rpc.Status`` a failed call carries in its trailers."""
-    # grpc_status's stubs say grpc.Call; an aio failure is not one, yet has the same methods.
-    status: status_pb2.Status | None = rpc_status.from_call(error)  # type: ignore[arg-type]
-    assert status is not None, "the call carries no google.rpc.Status"
-    return status
-
-
-def _error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo:
-    found = []
-    for detail in _rich_status(error).details:
-        info = error_details_pb2.ErrorInfo()
-        if detail.Unpack(info):
-            found.append(info)
-    assert len(found) == 1, "expected exactly one ErrorInfo"
-    return found[0]
-
-
-def _bad_requests(error: grpc.aio.AioRpcError) -> list[error_details_pb2.BadRequest]:
-    found = []
-    for detail in _rich_status(error).details:
-        bad = error_details_pb2.BadRequest()
-        if detail.Unpack(bad):
-            found.append(bad)
-    return found
-
-
 def _health(channel: grpc.aio.Channel) -> Any:
     """The generated health stub, which has no type hints."""
     return health_pb2_grpc.HealthStub(channel)  # type: ignore[no-untyped-call]
@@ -206,7 +178,7 @@ async def _failed_get(channel: grpc.aio.Channel, name: str) -> grpc.aio.AioRpcEr
 # Errors ---------------------------------------------------------------------------------
 
 
-async def test_a_domain_error_reaches_the_caller_with_its_code_and_error_info() -> None:
+async def test_a_domain_error_reaches_the_caller_with_its_code_anderror_info() -> None:
     async def missing(
         request: catalog_service_pb2.GetProductRequest, _context: Context
     ) -> catalog_service_pb2.GetProductResponse:
@@ -219,13 +191,13 @@ async def test_a_domain_error_reaches_the_caller_with_its_code_and_error_info() 
 
     assert error.code() == grpc.StatusCode.NOT_FOUND
     assert error.details() == "product 'products/earl-grey' does not exist"
-    info = _error_info(error)
+    info = error_info(error)
     assert (info.reason, info.domain, dict(info.metadata)) == (
         "PRODUCT_NOT_FOUND",
         DOMAIN,
         {"product": "products/earl-grey"},
     )
-    assert _rich_status(error).message == error.details()
+    assert rich_status(error).message == error.details()
 
 
 async def test_an_invalid_argument_carries_every_field_violation() -> None:
@@ -243,10 +215,10 @@ async def test_an_invalid_argument_carries_every_field_violation() -> None:
         error = await _failed_get(channel, "teapots/1")
 
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert _error_info(error).reason == "INVALID_ARGUMENT"
-    bad_requests = _bad_requests(error)
-    assert len(bad_requests) == 1
-    assert [(v.field, v.description) for v in bad_requests[0].field_violations] == [
+    assert error_info(error).reason == "INVALID_ARGUMENT"
+    found = bad_requests(error)
+    assert len(found) == 1
+    assert [(v.field, v.description) for v in found[0].field_violations] == [
         (v.field, v.description) for v in violations
     ]
 
@@ -268,8 +240,8 @@ async def test_an_unexpected_exception_is_internal_and_does_not_leak_its_text(
     assert error.code() == grpc.StatusCode.INTERNAL
     assert secret not in (error.details() or "")
     assert "RuntimeError" not in (error.details() or "")
-    assert secret not in str(_rich_status(error))
-    info = _error_info(error)
+    assert secret not in str(rich_status(error))
+    info = error_info(error)
     assert (info.reason, info.domain, dict(info.metadata)) == ("INTERNAL", DOMAIN, {})
     tracebacks = [r.exc_info for r in caplog.records if r.name == "agora.runtime" and r.exc_info]
     assert len(tracebacks) == 1, "the server logs the traceback once"
@@ -306,7 +278,7 @@ async def test_a_service_interceptor_error_is_mapped_like_a_handler_error() -> N
         )
 
     assert error.code() == grpc.StatusCode.UNAUTHENTICATED
-    assert (_error_info(error).reason, _error_info(error).domain) == ("NO_TOKEN", DOMAIN)
+    assert (error_info(error).reason, error_info(error).domain) == ("NO_TOKEN", DOMAIN)
     assert allowed.product.name == "products/tea"
 
 
@@ -350,7 +322,7 @@ async def test_a_body_that_is_not_a_valid_request_is_malformed_request(body: byt
         still_serving = await _get(channel, "products/tea")
 
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    info = _error_info(raised.value)
+    info = error_info(raised.value)
     assert (info.reason, info.domain) == ("MALFORMED_REQUEST", DOMAIN)
     assert still_serving.product.name == "products/tea"
 
