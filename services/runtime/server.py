@@ -53,6 +53,9 @@ class Service:
     cleanups: list[Cleanup] = field(default_factory=list)
     #: Extra server interceptors, run inside the runtime's own.
     interceptors: Sequence[grpc.aio.ServerInterceptor[Any, Any]] = ()
+    #: Long-running jobs (sweepers, relays) started with the server and cancelled when it
+    #: stops, before the cleanups. One that fails is logged and restarted after a pause.
+    background: Sequence[Callable[[], Awaitable[None]]] = ()
 
 
 Build = Callable[[ServerSettings], Awaitable[Service]]
@@ -85,6 +88,10 @@ async def running(service: Service, settings: ServerSettings) -> AsyncIterator[i
         raise OSError(f"cannot listen on {settings.host}:{settings.port}")
     await server.start()
     probing = asyncio.create_task(readiness.run(), name="readiness")
+    jobs = [
+        asyncio.create_task(_keep_running(job), name=getattr(job, "__name__", "background"))
+        for job in service.background
+    ]
     log.info(
         "serving",
         extra={"address": f"{settings.host}:{port}", "port": port, "ready": readiness.ready},
@@ -94,6 +101,9 @@ async def running(service: Service, settings: ServerSettings) -> AsyncIterator[i
     finally:
         log.info("shutting down", extra={"grace_seconds": settings.grace_seconds})
         probing.cancel()
+        for job in jobs:
+            job.cancel()
+        await asyncio.gather(*jobs, return_exceptions=True)
         await health_servicer.enter_graceful_shutdown()
         await server.stop(settings.grace_seconds)
         # stop() may return while handlers of aborted calls still run (grpc#37239);
@@ -109,6 +119,23 @@ async def running(service: Service, settings: ServerSettings) -> AsyncIterator[i
             except Exception:
                 log.exception("cleanup failed")
         log.info("stopped")
+
+
+#: Pause before a failed background job runs again.
+RESTART_DELAY = 1.0
+
+
+async def _keep_running(job: Callable[[], Awaitable[None]]) -> None:
+    name = getattr(job, "__name__", repr(job))
+    while True:
+        try:
+            await job()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("background job failed; restarting it", extra={"job": name})
+        await asyncio.sleep(RESTART_DELAY)
 
 
 async def serve(build: Build, settings: ServerSettings) -> None:
