@@ -189,8 +189,8 @@ class ReserveStockResponse(_message.Message):
     RESERVATION_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def reservation(self) -> _inventory_pb2.Reservation:
-        """The new reservation, in state `RESERVATION_STATE_ACTIVE`. A repeated call returns it
-        as the first call did.
+        """The new reservation, in state `RESERVATION_STATE_ACTIVE`. A repeated call returns the
+        same reservation in its current state, which may have changed since the first call.
         """
 
     def __init__(

@@ -320,8 +320,8 @@ func (x *ReserveStockRequest) GetRequestId() string {
 // The response of [InventoryService.ReserveStock][agora.inventory.v1.InventoryService.ReserveStock].
 type ReserveStockResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The new reservation, in state `RESERVATION_STATE_ACTIVE`. A repeated call returns it
-	// as the first call did.
+	// The new reservation, in state `RESERVATION_STATE_ACTIVE`. A repeated call returns the
+	// same reservation in its current state, which may have changed since the first call.
 	Reservation   *Reservation `protobuf:"bytes,1,opt,name=reservation,proto3" json:"reservation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

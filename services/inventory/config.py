@@ -1,0 +1,63 @@
+"""Inventory's own settings, read from the environment when called, never at import.
+
+They come on top of the runtime's :class:`runtime.config.ServerSettings`::
+
+    settings = load_inventory_settings()
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from runtime.config import ConfigError, peer_address
+
+
+@dataclass(frozen=True)
+class InventorySettings:
+    """How inventory sweeps expired reservations and where it finds the catalog."""
+
+    #: Seconds between sweeps for expired reservations
+    #: (``INVENTORY_SWEEP_INTERVAL_SECONDS``, default 2).
+    sweep_interval: float
+    #: Reservations expired per sweep transaction batch (``INVENTORY_SWEEP_BATCH``, default 100).
+    sweep_batch: int
+    #: ``host:port`` of the catalog (``AGORA_CATALOG_ADDR``, default its port on loopback).
+    catalog_address: str
+
+
+def load_inventory_settings(environ: Mapping[str, str] | None = None) -> InventorySettings:
+    """Reads inventory's settings from ``environ`` (default: the process environment).
+
+    Raises:
+        ConfigError: naming every variable whose value is unusable.
+    """
+    env = os.environ if environ is None else environ
+    errors: list[str] = []
+    interval = _number(env, "INVENTORY_SWEEP_INTERVAL_SECONDS", "2", float, errors)
+    batch = _number(env, "INVENTORY_SWEEP_BATCH", "100", int, errors)
+    if errors:
+        raise ConfigError("invalid configuration: " + "; ".join(errors))
+    return InventorySettings(
+        sweep_interval=float(interval),
+        sweep_batch=int(batch),
+        catalog_address=peer_address("catalog", env),
+    )
+
+
+def _number(
+    env: Mapping[str, str],
+    name: str,
+    default: str,
+    parse: type[int] | type[float],
+    errors: list[str],
+) -> float:
+    raw = env.get(name) or default
+    try:
+        value = parse(raw)
+    except ValueError:
+        value = 0
+    if not value > 0:  # also rejects NaN
+        errors.append(f"{name}={raw!r}: must be a positive number")
+    return value

@@ -1,0 +1,111 @@
+"""What inventory's use cases need from the outside world, as abstract classes."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from datetime import datetime
+from types import TracebackType
+
+from inventory.domain.model import Reservation, ReservationState, Stock
+from runtime.idempotency import RequestLog
+
+
+class StockRepository(abc.ABC):
+    """Stock rows. Every change is one conditional statement, so concurrent writers on any
+    database can never take ``reserved`` below 0 or above ``on_hand``."""
+
+    @abc.abstractmethod
+    async def get(self, product_id: str) -> Stock | None: ...
+
+    @abc.abstractmethod
+    async def add(self, stock: Stock) -> bool:
+        """Stores a new stock; False if the product already has one."""
+
+    @abc.abstractmethod
+    async def set_on_hand(
+        self, product_id: str, on_hand: int, now: datetime, expected_revision: int | None
+    ) -> bool:
+        """Sets ``on_hand`` if the stock exists, holds at most ``on_hand`` reserved units
+        and (when given) still has ``expected_revision``."""
+
+    @abc.abstractmethod
+    async def reserve(self, product_id: str, quantity: int, now: datetime) -> bool:
+        """Adds ``quantity`` to ``reserved`` if at least that many units are available."""
+
+    @abc.abstractmethod
+    async def unreserve(self, product_id: str, quantity: int, now: datetime) -> None:
+        """Returns ``quantity`` reserved units to available (a release or an expiry)."""
+
+    @abc.abstractmethod
+    async def consume(self, product_id: str, quantity: int, now: datetime) -> None:
+        """Takes ``quantity`` reserved units out of ``on_hand`` and ``reserved`` (a commit)."""
+
+
+class ReservationRepository(abc.ABC):
+    @abc.abstractmethod
+    async def get(self, reservation_id: str, *, lock: bool = False) -> Reservation | None:
+        """The reservation; ``lock`` holds it against other writers until the transaction ends."""
+
+    @abc.abstractmethod
+    async def find_live(self, order_id: str) -> Reservation | None:
+        """The order's reservation that is active or committed, if any."""
+
+    @abc.abstractmethod
+    async def add(self, reservation: Reservation) -> None:
+        """Stores a new reservation; raises ReservationAlreadyExists if its order already
+        holds a live one."""
+
+    @abc.abstractmethod
+    async def transition(
+        self,
+        reservation_id: str,
+        from_state: ReservationState,
+        to_state: ReservationState,
+        now: datetime,
+    ) -> bool:
+        """Moves the reservation to ``to_state`` if it is still in ``from_state``."""
+
+    @abc.abstractmethod
+    async def overdue(self, now: datetime, limit: int) -> Sequence[str]:
+        """Ids of up to ``limit`` active reservations whose expiry has passed, oldest first."""
+
+
+class ProductCatalog(abc.ABC):
+    """The catalog service, asked whether products exist."""
+
+    @abc.abstractmethod
+    async def exists(self, product_id: str) -> bool:
+        """True if the catalog has the product; raises CatalogUnavailable if it cannot tell."""
+
+
+class UnitOfWork(abc.ABC):
+    """One transaction over inventory's repositories; ``commit`` makes the changes durable."""
+
+    stocks: StockRepository
+    reservations: ReservationRepository
+    requests: RequestLog
+    #: Whether the transaction will write; set through :meth:`writing` before entering.
+    writes: bool = False
+
+    def writing(self) -> UnitOfWork:
+        """Declares that this transaction writes, so it can take its locks up front."""
+        self.writes = True
+        return self
+
+    async def __aenter__(self) -> UnitOfWork:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.rollback()
+
+    @abc.abstractmethod
+    async def commit(self) -> None: ...
+
+    @abc.abstractmethod
+    async def rollback(self) -> None: ...
