@@ -1,6 +1,7 @@
 """Serving a service: the aio server, its interceptors, health, reflection and shutdown.
 
-A service's ``__main__`` is one line, ``run("catalog", bootstrap.build)``. :func:`run`
+A service's ``__main__`` is one line, ``main("catalog", build, MIGRATIONS)``: it serves,
+or with the argument ``migrate`` only applies the database migrations. :func:`run`
 loads the settings, configures JSON logs and calls ``build`` inside the running event
 loop (channels and engines must be created there, grpc#32480), then serves until
 SIGTERM or SIGINT. Shutdown marks every health entry NOT_SERVING, stops accepting calls,
@@ -16,12 +17,13 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2_grpc
 
 from runtime.config import ConfigError, ServerSettings, load_server_settings
+from runtime.db import create_engine, migrate
 from runtime.health import HealthServicer, Probe, Readiness
 from runtime.interceptors import RuntimeInterceptor
 from runtime.logs import configure_logging
@@ -149,16 +151,44 @@ async def serve(build: Build, settings: ServerSettings) -> None:
         await stop.wait()
 
 
+def main(name: str, build: Build, migrations: str, argv: Sequence[str] | None = None) -> None:
+    """The whole ``__main__`` of a service: ``python -m <name> [migrate]``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args == ["migrate"]:
+        _exit_on_config_error(name, lambda: asyncio.run(_migrate(name, migrations)))
+    elif args:
+        raise SystemExit(f"usage: python -m {name} [migrate]")
+    else:
+        run(name, build)
+
+
 def run(name: str, build: Build) -> None:
-    """The whole ``__main__`` of a service: settings, logs, serve, exit status."""
-    try:
-        settings = load_server_settings(name)
-    except ConfigError as error:
-        print(f"{name}: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
+    """Settings, logs, serve until a signal; a bad setting exits 2, a port in use 1."""
+    settings = _exit_on_config_error(name, lambda: load_server_settings(name))
     configure_logging(name, settings.log_level)
     try:
-        asyncio.run(serve(build, settings))
+        # build() may read settings of its own and raise ConfigError too.
+        _exit_on_config_error(name, lambda: asyncio.run(serve(build, settings)))
     except OSError as error:
         log.error("cannot start: %s", error)
         raise SystemExit(1) from None
+
+
+async def _migrate(name: str, migrations: str) -> None:
+    settings = load_server_settings(name)
+    engine = create_engine(settings.database_url)
+    try:
+        await migrate(engine, migrations)
+    finally:
+        await engine.dispose()
+
+
+T = TypeVar("T")
+
+
+def _exit_on_config_error(name: str, action: Callable[[], T]) -> T:
+    try:
+        return action()
+    except ConfigError as error:
+        print(f"{name}: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
