@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from runtime.config import ConfigError, peer_address
+from runtime.config import EnvReader, peer_address, positive_float, positive_int
 
 
 @dataclass(frozen=True)
@@ -34,30 +34,11 @@ def load_inventory_settings(environ: Mapping[str, str] | None = None) -> Invento
         ConfigError: naming every variable whose value is unusable.
     """
     env = os.environ if environ is None else environ
-    errors: list[str] = []
-    interval = _number(env, "INVENTORY_SWEEP_INTERVAL_SECONDS", "2", float, errors)
-    batch = _number(env, "INVENTORY_SWEEP_BATCH", "100", int, errors)
-    if errors:
-        raise ConfigError("invalid configuration: " + "; ".join(errors))
-    return InventorySettings(
-        sweep_interval=float(interval),
-        sweep_batch=int(batch),
+    reader = EnvReader(env)
+    settings = InventorySettings(
+        sweep_interval=reader.get("INVENTORY_SWEEP_INTERVAL_SECONDS", 2.0, positive_float),
+        sweep_batch=reader.get("INVENTORY_SWEEP_BATCH", 100, positive_int),
         catalog_address=peer_address("catalog", env),
     )
-
-
-def _number(
-    env: Mapping[str, str],
-    name: str,
-    default: str,
-    parse: type[int] | type[float],
-    errors: list[str],
-) -> float:
-    raw = env.get(name) or default
-    try:
-        value = parse(raw)
-    except ValueError:
-        value = 0
-    if not value > 0:  # also rejects NaN
-        errors.append(f"{name}={raw!r}: must be a positive number")
-    return value
+    reader.raise_if_invalid()
+    return settings

@@ -66,21 +66,21 @@ def load_server_settings(service: str, environ: Mapping[str, str] | None = None)
         ConfigError: naming every variable whose value is unusable.
     """
     env = os.environ if environ is None else environ
-    reader = _Reader(env)
+    reader = EnvReader(env)
     data_dir = Path(env.get("AGORA_DATA_DIR", "var"))
     settings = ServerSettings(
         service=service,
         host=env.get("AGORA_HOST", "127.0.0.1"),
-        port=reader.get("AGORA_PORT", DEFAULT_PORTS.get(service, 0), _port),
+        port=reader.get("AGORA_PORT", DEFAULT_PORTS.get(service, 0), port),
         data_dir=data_dir,
         database_url=reader.get(
             "DATABASE_URL", f"sqlite+aiosqlite:///{data_dir / service}.db", _database_url
         ),
-        auto_migrate=reader.get("AGORA_AUTO_MIGRATE", True, _boolean),
+        auto_migrate=reader.get("AGORA_AUTO_MIGRATE", True, boolean),
         log_level=reader.get("AGORA_LOG_LEVEL", "INFO", _log_level),
-        grace_seconds=reader.get("AGORA_GRACE_SECONDS", 10.0, _non_negative_float),
-        max_concurrent_rpcs=reader.get("AGORA_MAX_CONCURRENT_RPCS", 1000, _positive_int),
-        readiness_interval=reader.get("AGORA_READINESS_INTERVAL", 2.0, _positive_float),
+        grace_seconds=reader.get("AGORA_GRACE_SECONDS", 10.0, non_negative_float),
+        max_concurrent_rpcs=reader.get("AGORA_MAX_CONCURRENT_RPCS", 1000, positive_int),
+        readiness_interval=reader.get("AGORA_READINESS_INTERVAL", 2.0, positive_float),
     )
     reader.raise_if_invalid()
     return settings
@@ -92,8 +92,15 @@ def peer_address(service: str, environ: Mapping[str, str] | None = None) -> str:
     return env.get(f"AGORA_{service.upper()}_ADDR", f"127.0.0.1:{DEFAULT_PORTS[service]}")
 
 
-class _Reader:
-    """Parses variables one by one and collects every error instead of stopping at the first."""
+class EnvReader:
+    """Parses variables one by one and collects every error instead of stopping at the first.
+
+    Services use it for settings of their own::
+
+        reader = EnvReader(os.environ)
+        interval = reader.get("INVENTORY_SWEEP_INTERVAL_SECONDS", 2.0, positive_float)
+        reader.raise_if_invalid()
+    """
 
     def __init__(self, env: Mapping[str, str]) -> None:
         self._env = env
@@ -114,35 +121,35 @@ class _Reader:
             raise ConfigError("invalid configuration: " + "; ".join(self._errors))
 
 
-def _port(raw: str) -> int:
+def port(raw: str) -> int:
     value = int(raw)
     if not 0 <= value <= 65535:
         raise ValueError("must be a port number from 0 to 65535")
     return value
 
 
-def _positive_int(raw: str) -> int:
+def positive_int(raw: str) -> int:
     value = int(raw)
     if value <= 0:
         raise ValueError("must be a positive integer")
     return value
 
 
-def _non_negative_float(raw: str) -> float:
+def non_negative_float(raw: str) -> float:
     value = float(raw)
     if not value >= 0:  # also rejects NaN
         raise ValueError("must be a number of seconds >= 0")
     return value
 
 
-def _positive_float(raw: str) -> float:
+def positive_float(raw: str) -> float:
     value = float(raw)
     if not value > 0:
         raise ValueError("must be a number of seconds > 0")
     return value
 
 
-def _boolean(raw: str) -> bool:
+def boolean(raw: str) -> bool:
     lowered = raw.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
         return True
