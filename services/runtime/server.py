@@ -155,7 +155,7 @@ def main(name: str, build: Build, migrations: str, argv: Sequence[str] | None = 
     """The whole ``__main__`` of a service: ``python -m <name> [migrate]``."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args == ["migrate"]:
-        _exit_on_config_error(name, lambda: asyncio.run(_migrate(name, migrations)))
+        _exit_on_config_error(name, lambda: asyncio.run(migrate_database(name, migrations)))
     elif args:
         raise SystemExit(f"usage: python -m {name} [migrate]")
     else:
@@ -174,7 +174,8 @@ def run(name: str, build: Build) -> None:
         raise SystemExit(1) from None
 
 
-async def _migrate(name: str, migrations: str) -> None:
+async def migrate_database(name: str, migrations: str) -> None:
+    """Applies the pending migrations of service ``name`` to its configured database."""
     settings = load_server_settings(name)
     engine = create_engine(settings.database_url)
     try:
