@@ -81,10 +81,12 @@ class InvalidArgument(AgoraError):
         self.violations = list(violations)
 
     @classmethod
-    def for_fields(cls, violations: Sequence[FieldViolation]) -> InvalidArgument:
+    def for_fields(
+        cls, violations: Sequence[FieldViolation], reason: str | None = None
+    ) -> InvalidArgument:
         """Builds one error listing every violation, with a message naming the fields."""
         fields = ", ".join(v.field for v in violations)
-        return cls(f"invalid request: check {fields}", violations=violations)
+        return cls(f"invalid request: check {fields}", violations=violations, reason=reason)
 
 
 class Unauthenticated(AgoraError):

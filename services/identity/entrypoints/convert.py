@@ -39,10 +39,7 @@ class Violations:
 
     def raise_if_any(self, reason: str | None = None) -> None:
         if self.items:
-            error = InvalidArgument.for_fields(self.items)
-            if reason is not None:
-                error.reason = reason
-            raise error
+            raise InvalidArgument.for_fields(self.items, reason=reason)
 
 
 def parse_user_name(name: str, field_path: str = "name") -> str:
