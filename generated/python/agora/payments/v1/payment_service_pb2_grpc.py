@@ -47,8 +47,9 @@ class PaymentServiceStub:
     one tries the processor again.
 
     Every error carries a `google.rpc.ErrorInfo` with domain `payments.agora` and a reason
-    such as `PAYMENT_NOT_FOUND`, with the payment's name and state in its metadata where
-    they apply; invalid requests also carry a `google.rpc.BadRequest` listing each
+    such as `PAYMENT_NOT_FOUND`, with the payment's name (`payment`) and state (`state`, a
+    [PaymentState][agora.payments.v1.PaymentState] value name such as
+    `PAYMENT_STATE_CAPTURED`) in its metadata where they apply; invalid requests also carry a `google.rpc.BadRequest` listing each
     offending field, and `UNAVAILABLE` errors carry a `google.rpc.RetryInfo`.
     """
 
@@ -112,8 +113,9 @@ class PaymentServiceServicer:
     one tries the processor again.
 
     Every error carries a `google.rpc.ErrorInfo` with domain `payments.agora` and a reason
-    such as `PAYMENT_NOT_FOUND`, with the payment's name and state in its metadata where
-    they apply; invalid requests also carry a `google.rpc.BadRequest` listing each
+    such as `PAYMENT_NOT_FOUND`, with the payment's name (`payment`) and state (`state`, a
+    [PaymentState][agora.payments.v1.PaymentState] value name such as
+    `PAYMENT_STATE_CAPTURED`) in its metadata where they apply; invalid requests also carry a `google.rpc.BadRequest` listing each
     offending field, and `UNAVAILABLE` errors carry a `google.rpc.RetryInfo`.
     """
 
@@ -159,9 +161,10 @@ class PaymentServiceServicer:
 
         Returns `NOT_FOUND` (reason `PAYMENT_NOT_FOUND`) if the payment does not exist,
         `FAILED_PRECONDITION` (reason `PAYMENT_NOT_CAPTURABLE`, with the current `state` in the
-        metadata) if it is not `PAYMENT_STATE_AUTHORIZED`, and `UNAVAILABLE` (reason
-        `PROCESSOR_UNAVAILABLE`) if the processor cannot be reached, in which case the payment
-        is unchanged. Returns `INVALID_ARGUMENT` with reason `REQUEST_ID_REUSED` as described
+        metadata) if it is not `PAYMENT_STATE_AUTHORIZED`, and `UNAVAILABLE` with reason
+        `PROCESSOR_UNAVAILABLE` if the processor cannot be reached or `PROCESSOR_TIMEOUT` if it
+        does not answer within the processor timeout, in which case the payment is unchanged
+        and a retry with the same `request_id` asks the processor again. Returns `INVALID_ARGUMENT` with reason `REQUEST_ID_REUSED` as described
         on the service and `INVALID_ARGUMENT` for a malformed field.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -178,9 +181,10 @@ class PaymentServiceServicer:
 
         Returns `NOT_FOUND` (reason `PAYMENT_NOT_FOUND`) if the payment does not exist,
         `FAILED_PRECONDITION` (reason `PAYMENT_NOT_VOIDABLE`, with the current `state` in the
-        metadata) if it is not `PAYMENT_STATE_AUTHORIZED`, and `UNAVAILABLE` (reason
-        `PROCESSOR_UNAVAILABLE`) if the processor cannot be reached, in which case the payment
-        is unchanged. Returns `INVALID_ARGUMENT` with reason `REQUEST_ID_REUSED` as described
+        metadata) if it is not `PAYMENT_STATE_AUTHORIZED`, and `UNAVAILABLE` with reason
+        `PROCESSOR_UNAVAILABLE` if the processor cannot be reached or `PROCESSOR_TIMEOUT` if it
+        does not answer within the processor timeout, in which case the payment is unchanged
+        and a retry with the same `request_id` asks the processor again. Returns `INVALID_ARGUMENT` with reason `REQUEST_ID_REUSED` as described
         on the service and `INVALID_ARGUMENT` for a malformed field.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -202,9 +206,10 @@ class PaymentServiceServicer:
         `state` in the metadata) if the payment is neither `PAYMENT_STATE_CAPTURED` nor
         `PAYMENT_STATE_PARTIALLY_REFUNDED`, and `REFUND_EXCEEDS_CAPTURED` (with the
         `requested` and still `refundable` amounts in the metadata) if the refund would take
-        the total refunded above the captured amount. Returns `UNAVAILABLE` (reason
-        `PROCESSOR_UNAVAILABLE`) if the processor cannot be reached, in which case nothing is
-        refunded. Returns `INVALID_ARGUMENT` with reason `CURRENCY_MISMATCH` if `amount` is
+        the total refunded above the captured amount. Returns `UNAVAILABLE` with reason
+        `PROCESSOR_UNAVAILABLE` if the processor cannot be reached or `PROCESSOR_TIMEOUT` if it
+        does not answer within the processor timeout, in which case nothing is refunded and a
+        retry with the same `request_id` asks the processor again. Returns `INVALID_ARGUMENT` with reason `CURRENCY_MISMATCH` if `amount` is
         not in the payment's currency, `INVALID_AMOUNT` if it is not positive,
         `REQUEST_ID_REUSED` as described on the service, and `INVALID_ARGUMENT` for any other
         malformed field.
@@ -300,8 +305,9 @@ class PaymentService:
     one tries the processor again.
 
     Every error carries a `google.rpc.ErrorInfo` with domain `payments.agora` and a reason
-    such as `PAYMENT_NOT_FOUND`, with the payment's name and state in its metadata where
-    they apply; invalid requests also carry a `google.rpc.BadRequest` listing each
+    such as `PAYMENT_NOT_FOUND`, with the payment's name (`payment`) and state (`state`, a
+    [PaymentState][agora.payments.v1.PaymentState] value name such as
+    `PAYMENT_STATE_CAPTURED`) in its metadata where they apply; invalid requests also carry a `google.rpc.BadRequest` listing each
     offending field, and `UNAVAILABLE` errors carry a `google.rpc.RetryInfo`.
     """
 

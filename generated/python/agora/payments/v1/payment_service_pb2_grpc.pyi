@@ -48,8 +48,9 @@ class PaymentServiceStub:
     one tries the processor again.
 
     Every error carries a `google.rpc.ErrorInfo` with domain `payments.agora` and a reason
-    such as `PAYMENT_NOT_FOUND`, with the payment's name and state in its metadata where
-    they apply; invalid requests also carry a `google.rpc.BadRequest` listing each
+    such as `PAYMENT_NOT_FOUND`, with the payment's name (`payment`) and state (`state`, a
+    [PaymentState][agora.payments.v1.PaymentState] value name such as
+    `PAYMENT_STATE_CAPTURED`) in its metadata where they apply; invalid requests also carry a `google.rpc.BadRequest` listing each
     offending field, and `UNAVAILABLE` errors carry a `google.rpc.RetryInfo`.
     """
 
@@ -95,9 +96,10 @@ class PaymentServiceStub:
 
     Returns `NOT_FOUND` (reason `PAYMENT_NOT_FOUND`) if the payment does not exist,
     `FAILED_PRECONDITION` (reason `PAYMENT_NOT_CAPTURABLE`, with the current `state` in the
-    metadata) if it is not `PAYMENT_STATE_AUTHORIZED`, and `UNAVAILABLE` (reason
-    `PROCESSOR_UNAVAILABLE`) if the processor cannot be reached, in which case the payment
-    is unchanged. Returns `INVALID_ARGUMENT` with reason `REQUEST_ID_REUSED` as described
+    metadata) if it is not `PAYMENT_STATE_AUTHORIZED`, and `UNAVAILABLE` with reason
+    `PROCESSOR_UNAVAILABLE` if the processor cannot be reached or `PROCESSOR_TIMEOUT` if it
+    does not answer within the processor timeout, in which case the payment is unchanged
+    and a retry with the same `request_id` asks the processor again. Returns `INVALID_ARGUMENT` with reason `REQUEST_ID_REUSED` as described
     on the service and `INVALID_ARGUMENT` for a malformed field.
     """
     VoidPayment: _grpc.UnaryUnaryMultiCallable[_payment_service_pb2.VoidPaymentRequest, _payment_service_pb2.VoidPaymentResponse]
@@ -110,9 +112,10 @@ class PaymentServiceStub:
 
     Returns `NOT_FOUND` (reason `PAYMENT_NOT_FOUND`) if the payment does not exist,
     `FAILED_PRECONDITION` (reason `PAYMENT_NOT_VOIDABLE`, with the current `state` in the
-    metadata) if it is not `PAYMENT_STATE_AUTHORIZED`, and `UNAVAILABLE` (reason
-    `PROCESSOR_UNAVAILABLE`) if the processor cannot be reached, in which case the payment
-    is unchanged. Returns `INVALID_ARGUMENT` with reason `REQUEST_ID_REUSED` as described
+    metadata) if it is not `PAYMENT_STATE_AUTHORIZED`, and `UNAVAILABLE` with reason
+    `PROCESSOR_UNAVAILABLE` if the processor cannot be reached or `PROCESSOR_TIMEOUT` if it
+    does not answer within the processor timeout, in which case the payment is unchanged
+    and a retry with the same `request_id` asks the processor again. Returns `INVALID_ARGUMENT` with reason `REQUEST_ID_REUSED` as described
     on the service and `INVALID_ARGUMENT` for a malformed field.
     """
     RefundPayment: _grpc.UnaryUnaryMultiCallable[_payment_service_pb2.RefundPaymentRequest, _payment_service_pb2.RefundPaymentResponse]
@@ -130,9 +133,10 @@ class PaymentServiceStub:
     `state` in the metadata) if the payment is neither `PAYMENT_STATE_CAPTURED` nor
     `PAYMENT_STATE_PARTIALLY_REFUNDED`, and `REFUND_EXCEEDS_CAPTURED` (with the
     `requested` and still `refundable` amounts in the metadata) if the refund would take
-    the total refunded above the captured amount. Returns `UNAVAILABLE` (reason
-    `PROCESSOR_UNAVAILABLE`) if the processor cannot be reached, in which case nothing is
-    refunded. Returns `INVALID_ARGUMENT` with reason `CURRENCY_MISMATCH` if `amount` is
+    the total refunded above the captured amount. Returns `UNAVAILABLE` with reason
+    `PROCESSOR_UNAVAILABLE` if the processor cannot be reached or `PROCESSOR_TIMEOUT` if it
+    does not answer within the processor timeout, in which case nothing is refunded and a
+    retry with the same `request_id` asks the processor again. Returns `INVALID_ARGUMENT` with reason `CURRENCY_MISMATCH` if `amount` is
     not in the payment's currency, `INVALID_AMOUNT` if it is not positive,
     `REQUEST_ID_REUSED` as described on the service, and `INVALID_ARGUMENT` for any other
     malformed field.
@@ -177,8 +181,9 @@ class PaymentServiceAsyncStub(PaymentServiceStub):
     one tries the processor again.
 
     Every error carries a `google.rpc.ErrorInfo` with domain `payments.agora` and a reason
-    such as `PAYMENT_NOT_FOUND`, with the payment's name and state in its metadata where
-    they apply; invalid requests also carry a `google.rpc.BadRequest` listing each
+    such as `PAYMENT_NOT_FOUND`, with the payment's name (`payment`) and state (`state`, a
+    [PaymentState][agora.payments.v1.PaymentState] value name such as
+    `PAYMENT_STATE_CAPTURED`) in its metadata where they apply; invalid requests also carry a `google.rpc.BadRequest` listing each
     offending field, and `UNAVAILABLE` errors carry a `google.rpc.RetryInfo`.
     """
 
@@ -221,9 +226,10 @@ class PaymentServiceAsyncStub(PaymentServiceStub):
 
     Returns `NOT_FOUND` (reason `PAYMENT_NOT_FOUND`) if the payment does not exist,
     `FAILED_PRECONDITION` (reason `PAYMENT_NOT_CAPTURABLE`, with the current `state` in the
-    metadata) if it is not `PAYMENT_STATE_AUTHORIZED`, and `UNAVAILABLE` (reason
-    `PROCESSOR_UNAVAILABLE`) if the processor cannot be reached, in which case the payment
-    is unchanged. Returns `INVALID_ARGUMENT` with reason `REQUEST_ID_REUSED` as described
+    metadata) if it is not `PAYMENT_STATE_AUTHORIZED`, and `UNAVAILABLE` with reason
+    `PROCESSOR_UNAVAILABLE` if the processor cannot be reached or `PROCESSOR_TIMEOUT` if it
+    does not answer within the processor timeout, in which case the payment is unchanged
+    and a retry with the same `request_id` asks the processor again. Returns `INVALID_ARGUMENT` with reason `REQUEST_ID_REUSED` as described
     on the service and `INVALID_ARGUMENT` for a malformed field.
     """
     VoidPayment: _aio.UnaryUnaryMultiCallable[_payment_service_pb2.VoidPaymentRequest, _payment_service_pb2.VoidPaymentResponse]  # type: ignore[assignment]
@@ -236,9 +242,10 @@ class PaymentServiceAsyncStub(PaymentServiceStub):
 
     Returns `NOT_FOUND` (reason `PAYMENT_NOT_FOUND`) if the payment does not exist,
     `FAILED_PRECONDITION` (reason `PAYMENT_NOT_VOIDABLE`, with the current `state` in the
-    metadata) if it is not `PAYMENT_STATE_AUTHORIZED`, and `UNAVAILABLE` (reason
-    `PROCESSOR_UNAVAILABLE`) if the processor cannot be reached, in which case the payment
-    is unchanged. Returns `INVALID_ARGUMENT` with reason `REQUEST_ID_REUSED` as described
+    metadata) if it is not `PAYMENT_STATE_AUTHORIZED`, and `UNAVAILABLE` with reason
+    `PROCESSOR_UNAVAILABLE` if the processor cannot be reached or `PROCESSOR_TIMEOUT` if it
+    does not answer within the processor timeout, in which case the payment is unchanged
+    and a retry with the same `request_id` asks the processor again. Returns `INVALID_ARGUMENT` with reason `REQUEST_ID_REUSED` as described
     on the service and `INVALID_ARGUMENT` for a malformed field.
     """
     RefundPayment: _aio.UnaryUnaryMultiCallable[_payment_service_pb2.RefundPaymentRequest, _payment_service_pb2.RefundPaymentResponse]  # type: ignore[assignment]
@@ -256,9 +263,10 @@ class PaymentServiceAsyncStub(PaymentServiceStub):
     `state` in the metadata) if the payment is neither `PAYMENT_STATE_CAPTURED` nor
     `PAYMENT_STATE_PARTIALLY_REFUNDED`, and `REFUND_EXCEEDS_CAPTURED` (with the
     `requested` and still `refundable` amounts in the metadata) if the refund would take
-    the total refunded above the captured amount. Returns `UNAVAILABLE` (reason
-    `PROCESSOR_UNAVAILABLE`) if the processor cannot be reached, in which case nothing is
-    refunded. Returns `INVALID_ARGUMENT` with reason `CURRENCY_MISMATCH` if `amount` is
+    the total refunded above the captured amount. Returns `UNAVAILABLE` with reason
+    `PROCESSOR_UNAVAILABLE` if the processor cannot be reached or `PROCESSOR_TIMEOUT` if it
+    does not answer within the processor timeout, in which case nothing is refunded and a
+    retry with the same `request_id` asks the processor again. Returns `INVALID_ARGUMENT` with reason `CURRENCY_MISMATCH` if `amount` is
     not in the payment's currency, `INVALID_AMOUNT` if it is not positive,
     `REQUEST_ID_REUSED` as described on the service, and `INVALID_ARGUMENT` for any other
     malformed field.
@@ -302,8 +310,9 @@ class PaymentServiceServicer(metaclass=_abc_1.ABCMeta):
     one tries the processor again.
 
     Every error carries a `google.rpc.ErrorInfo` with domain `payments.agora` and a reason
-    such as `PAYMENT_NOT_FOUND`, with the payment's name and state in its metadata where
-    they apply; invalid requests also carry a `google.rpc.BadRequest` listing each
+    such as `PAYMENT_NOT_FOUND`, with the payment's name (`payment`) and state (`state`, a
+    [PaymentState][agora.payments.v1.PaymentState] value name such as
+    `PAYMENT_STATE_CAPTURED`) in its metadata where they apply; invalid requests also carry a `google.rpc.BadRequest` listing each
     offending field, and `UNAVAILABLE` errors carry a `google.rpc.RetryInfo`.
     """
 
@@ -356,9 +365,10 @@ class PaymentServiceServicer(metaclass=_abc_1.ABCMeta):
 
         Returns `NOT_FOUND` (reason `PAYMENT_NOT_FOUND`) if the payment does not exist,
         `FAILED_PRECONDITION` (reason `PAYMENT_NOT_CAPTURABLE`, with the current `state` in the
-        metadata) if it is not `PAYMENT_STATE_AUTHORIZED`, and `UNAVAILABLE` (reason
-        `PROCESSOR_UNAVAILABLE`) if the processor cannot be reached, in which case the payment
-        is unchanged. Returns `INVALID_ARGUMENT` with reason `REQUEST_ID_REUSED` as described
+        metadata) if it is not `PAYMENT_STATE_AUTHORIZED`, and `UNAVAILABLE` with reason
+        `PROCESSOR_UNAVAILABLE` if the processor cannot be reached or `PROCESSOR_TIMEOUT` if it
+        does not answer within the processor timeout, in which case the payment is unchanged
+        and a retry with the same `request_id` asks the processor again. Returns `INVALID_ARGUMENT` with reason `REQUEST_ID_REUSED` as described
         on the service and `INVALID_ARGUMENT` for a malformed field.
         """
 
@@ -377,9 +387,10 @@ class PaymentServiceServicer(metaclass=_abc_1.ABCMeta):
 
         Returns `NOT_FOUND` (reason `PAYMENT_NOT_FOUND`) if the payment does not exist,
         `FAILED_PRECONDITION` (reason `PAYMENT_NOT_VOIDABLE`, with the current `state` in the
-        metadata) if it is not `PAYMENT_STATE_AUTHORIZED`, and `UNAVAILABLE` (reason
-        `PROCESSOR_UNAVAILABLE`) if the processor cannot be reached, in which case the payment
-        is unchanged. Returns `INVALID_ARGUMENT` with reason `REQUEST_ID_REUSED` as described
+        metadata) if it is not `PAYMENT_STATE_AUTHORIZED`, and `UNAVAILABLE` with reason
+        `PROCESSOR_UNAVAILABLE` if the processor cannot be reached or `PROCESSOR_TIMEOUT` if it
+        does not answer within the processor timeout, in which case the payment is unchanged
+        and a retry with the same `request_id` asks the processor again. Returns `INVALID_ARGUMENT` with reason `REQUEST_ID_REUSED` as described
         on the service and `INVALID_ARGUMENT` for a malformed field.
         """
 
@@ -403,9 +414,10 @@ class PaymentServiceServicer(metaclass=_abc_1.ABCMeta):
         `state` in the metadata) if the payment is neither `PAYMENT_STATE_CAPTURED` nor
         `PAYMENT_STATE_PARTIALLY_REFUNDED`, and `REFUND_EXCEEDS_CAPTURED` (with the
         `requested` and still `refundable` amounts in the metadata) if the refund would take
-        the total refunded above the captured amount. Returns `UNAVAILABLE` (reason
-        `PROCESSOR_UNAVAILABLE`) if the processor cannot be reached, in which case nothing is
-        refunded. Returns `INVALID_ARGUMENT` with reason `CURRENCY_MISMATCH` if `amount` is
+        the total refunded above the captured amount. Returns `UNAVAILABLE` with reason
+        `PROCESSOR_UNAVAILABLE` if the processor cannot be reached or `PROCESSOR_TIMEOUT` if it
+        does not answer within the processor timeout, in which case nothing is refunded and a
+        retry with the same `request_id` asks the processor again. Returns `INVALID_ARGUMENT` with reason `CURRENCY_MISMATCH` if `amount` is
         not in the payment's currency, `INVALID_AMOUNT` if it is not positive,
         `REQUEST_ID_REUSED` as described on the service, and `INVALID_ARGUMENT` for any other
         malformed field.

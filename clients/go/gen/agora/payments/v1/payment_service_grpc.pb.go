@@ -52,8 +52,9 @@ const (
 // one tries the processor again.
 //
 // Every error carries a `google.rpc.ErrorInfo` with domain `payments.agora` and a reason
-// such as `PAYMENT_NOT_FOUND`, with the payment's name and state in its metadata where
-// they apply; invalid requests also carry a `google.rpc.BadRequest` listing each
+// such as `PAYMENT_NOT_FOUND`, with the payment's name (`payment`) and state (`state`, a
+// [PaymentState][agora.payments.v1.PaymentState] value name such as
+// `PAYMENT_STATE_CAPTURED`) in its metadata where they apply; invalid requests also carry a `google.rpc.BadRequest` listing each
 // offending field, and `UNAVAILABLE` errors carry a `google.rpc.RetryInfo`.
 type PaymentServiceClient interface {
 	// Authorizes a card payment for an order: asks the processor to hold `amount` on the
@@ -92,9 +93,10 @@ type PaymentServiceClient interface {
 	//
 	// Returns `NOT_FOUND` (reason `PAYMENT_NOT_FOUND`) if the payment does not exist,
 	// `FAILED_PRECONDITION` (reason `PAYMENT_NOT_CAPTURABLE`, with the current `state` in the
-	// metadata) if it is not `PAYMENT_STATE_AUTHORIZED`, and `UNAVAILABLE` (reason
-	// `PROCESSOR_UNAVAILABLE`) if the processor cannot be reached, in which case the payment
-	// is unchanged. Returns `INVALID_ARGUMENT` with reason `REQUEST_ID_REUSED` as described
+	// metadata) if it is not `PAYMENT_STATE_AUTHORIZED`, and `UNAVAILABLE` with reason
+	// `PROCESSOR_UNAVAILABLE` if the processor cannot be reached or `PROCESSOR_TIMEOUT` if it
+	// does not answer within the processor timeout, in which case the payment is unchanged
+	// and a retry with the same `request_id` asks the processor again. Returns `INVALID_ARGUMENT` with reason `REQUEST_ID_REUSED` as described
 	// on the service and `INVALID_ARGUMENT` for a malformed field.
 	CapturePayment(ctx context.Context, in *CapturePaymentRequest, opts ...grpc.CallOption) (*CapturePaymentResponse, error)
 	// Voids an authorized payment: asks the processor to release the hold, moving the
@@ -106,9 +108,10 @@ type PaymentServiceClient interface {
 	//
 	// Returns `NOT_FOUND` (reason `PAYMENT_NOT_FOUND`) if the payment does not exist,
 	// `FAILED_PRECONDITION` (reason `PAYMENT_NOT_VOIDABLE`, with the current `state` in the
-	// metadata) if it is not `PAYMENT_STATE_AUTHORIZED`, and `UNAVAILABLE` (reason
-	// `PROCESSOR_UNAVAILABLE`) if the processor cannot be reached, in which case the payment
-	// is unchanged. Returns `INVALID_ARGUMENT` with reason `REQUEST_ID_REUSED` as described
+	// metadata) if it is not `PAYMENT_STATE_AUTHORIZED`, and `UNAVAILABLE` with reason
+	// `PROCESSOR_UNAVAILABLE` if the processor cannot be reached or `PROCESSOR_TIMEOUT` if it
+	// does not answer within the processor timeout, in which case the payment is unchanged
+	// and a retry with the same `request_id` asks the processor again. Returns `INVALID_ARGUMENT` with reason `REQUEST_ID_REUSED` as described
 	// on the service and `INVALID_ARGUMENT` for a malformed field.
 	VoidPayment(ctx context.Context, in *VoidPaymentRequest, opts ...grpc.CallOption) (*VoidPaymentResponse, error)
 	// Refunds part or all of a captured payment and publishes a
@@ -125,9 +128,10 @@ type PaymentServiceClient interface {
 	// `state` in the metadata) if the payment is neither `PAYMENT_STATE_CAPTURED` nor
 	// `PAYMENT_STATE_PARTIALLY_REFUNDED`, and `REFUND_EXCEEDS_CAPTURED` (with the
 	// `requested` and still `refundable` amounts in the metadata) if the refund would take
-	// the total refunded above the captured amount. Returns `UNAVAILABLE` (reason
-	// `PROCESSOR_UNAVAILABLE`) if the processor cannot be reached, in which case nothing is
-	// refunded. Returns `INVALID_ARGUMENT` with reason `CURRENCY_MISMATCH` if `amount` is
+	// the total refunded above the captured amount. Returns `UNAVAILABLE` with reason
+	// `PROCESSOR_UNAVAILABLE` if the processor cannot be reached or `PROCESSOR_TIMEOUT` if it
+	// does not answer within the processor timeout, in which case nothing is refunded and a
+	// retry with the same `request_id` asks the processor again. Returns `INVALID_ARGUMENT` with reason `CURRENCY_MISMATCH` if `amount` is
 	// not in the payment's currency, `INVALID_AMOUNT` if it is not positive,
 	// `REQUEST_ID_REUSED` as described on the service, and `INVALID_ARGUMENT` for any other
 	// malformed field.
@@ -241,8 +245,9 @@ func (c *paymentServiceClient) ListPayments(ctx context.Context, in *ListPayment
 // one tries the processor again.
 //
 // Every error carries a `google.rpc.ErrorInfo` with domain `payments.agora` and a reason
-// such as `PAYMENT_NOT_FOUND`, with the payment's name and state in its metadata where
-// they apply; invalid requests also carry a `google.rpc.BadRequest` listing each
+// such as `PAYMENT_NOT_FOUND`, with the payment's name (`payment`) and state (`state`, a
+// [PaymentState][agora.payments.v1.PaymentState] value name such as
+// `PAYMENT_STATE_CAPTURED`) in its metadata where they apply; invalid requests also carry a `google.rpc.BadRequest` listing each
 // offending field, and `UNAVAILABLE` errors carry a `google.rpc.RetryInfo`.
 type PaymentServiceServer interface {
 	// Authorizes a card payment for an order: asks the processor to hold `amount` on the
@@ -281,9 +286,10 @@ type PaymentServiceServer interface {
 	//
 	// Returns `NOT_FOUND` (reason `PAYMENT_NOT_FOUND`) if the payment does not exist,
 	// `FAILED_PRECONDITION` (reason `PAYMENT_NOT_CAPTURABLE`, with the current `state` in the
-	// metadata) if it is not `PAYMENT_STATE_AUTHORIZED`, and `UNAVAILABLE` (reason
-	// `PROCESSOR_UNAVAILABLE`) if the processor cannot be reached, in which case the payment
-	// is unchanged. Returns `INVALID_ARGUMENT` with reason `REQUEST_ID_REUSED` as described
+	// metadata) if it is not `PAYMENT_STATE_AUTHORIZED`, and `UNAVAILABLE` with reason
+	// `PROCESSOR_UNAVAILABLE` if the processor cannot be reached or `PROCESSOR_TIMEOUT` if it
+	// does not answer within the processor timeout, in which case the payment is unchanged
+	// and a retry with the same `request_id` asks the processor again. Returns `INVALID_ARGUMENT` with reason `REQUEST_ID_REUSED` as described
 	// on the service and `INVALID_ARGUMENT` for a malformed field.
 	CapturePayment(context.Context, *CapturePaymentRequest) (*CapturePaymentResponse, error)
 	// Voids an authorized payment: asks the processor to release the hold, moving the
@@ -295,9 +301,10 @@ type PaymentServiceServer interface {
 	//
 	// Returns `NOT_FOUND` (reason `PAYMENT_NOT_FOUND`) if the payment does not exist,
 	// `FAILED_PRECONDITION` (reason `PAYMENT_NOT_VOIDABLE`, with the current `state` in the
-	// metadata) if it is not `PAYMENT_STATE_AUTHORIZED`, and `UNAVAILABLE` (reason
-	// `PROCESSOR_UNAVAILABLE`) if the processor cannot be reached, in which case the payment
-	// is unchanged. Returns `INVALID_ARGUMENT` with reason `REQUEST_ID_REUSED` as described
+	// metadata) if it is not `PAYMENT_STATE_AUTHORIZED`, and `UNAVAILABLE` with reason
+	// `PROCESSOR_UNAVAILABLE` if the processor cannot be reached or `PROCESSOR_TIMEOUT` if it
+	// does not answer within the processor timeout, in which case the payment is unchanged
+	// and a retry with the same `request_id` asks the processor again. Returns `INVALID_ARGUMENT` with reason `REQUEST_ID_REUSED` as described
 	// on the service and `INVALID_ARGUMENT` for a malformed field.
 	VoidPayment(context.Context, *VoidPaymentRequest) (*VoidPaymentResponse, error)
 	// Refunds part or all of a captured payment and publishes a
@@ -314,9 +321,10 @@ type PaymentServiceServer interface {
 	// `state` in the metadata) if the payment is neither `PAYMENT_STATE_CAPTURED` nor
 	// `PAYMENT_STATE_PARTIALLY_REFUNDED`, and `REFUND_EXCEEDS_CAPTURED` (with the
 	// `requested` and still `refundable` amounts in the metadata) if the refund would take
-	// the total refunded above the captured amount. Returns `UNAVAILABLE` (reason
-	// `PROCESSOR_UNAVAILABLE`) if the processor cannot be reached, in which case nothing is
-	// refunded. Returns `INVALID_ARGUMENT` with reason `CURRENCY_MISMATCH` if `amount` is
+	// the total refunded above the captured amount. Returns `UNAVAILABLE` with reason
+	// `PROCESSOR_UNAVAILABLE` if the processor cannot be reached or `PROCESSOR_TIMEOUT` if it
+	// does not answer within the processor timeout, in which case nothing is refunded and a
+	// retry with the same `request_id` asks the processor again. Returns `INVALID_ARGUMENT` with reason `CURRENCY_MISMATCH` if `amount` is
 	// not in the payment's currency, `INVALID_AMOUNT` if it is not positive,
 	// `REQUEST_ID_REUSED` as described on the service, and `INVALID_ARGUMENT` for any other
 	// malformed field.

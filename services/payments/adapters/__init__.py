@@ -1,0 +1,1 @@
+"""Payments' adapters: the database and the card processor."""

@@ -1,0 +1,1 @@
+"""Payments' gRPC entrypoint: the servicer and protobuf conversion."""
