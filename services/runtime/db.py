@@ -8,10 +8,12 @@ Each service owns its database; this module only knows how to open one::
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import weakref
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, ClassVar, Self
 
 import sqlalchemy as sa
 from alembic import command
@@ -23,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from runtime.errors import Unavailable
 from runtime.idempotency import ConcurrentRequest, RecordedRequest, RequestLog
+from runtime.unit_of_work import UnitOfWork
 
 #: Rows of the request log (see :mod:`runtime.idempotency`); each service's migrations create it.
 REQUEST_LOG_COLUMNS = (
@@ -39,6 +42,20 @@ REQUEST_LOG_COLUMNS = (
 def request_log_table(metadata: sa.MetaData) -> sa.Table:
     """Declares the ``request_log`` table in a service's metadata."""
     return sa.Table("request_log", metadata, *(c._copy() for c in REQUEST_LOG_COLUMNS))
+
+
+def create_request_log_table() -> None:
+    """Creates the ``request_log`` table from inside an Alembic migration.
+
+    Each service's first migration calls it, so every request log has the same columns::
+
+        def upgrade() -> None:
+            ...
+            db.create_request_log_table()
+    """
+    from alembic import op
+
+    op.create_table("request_log", *(c._copy() for c in REQUEST_LOG_COLUMNS))
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
@@ -223,3 +240,72 @@ class SqlAlchemyRequestLog(RequestLog):
         except IntegrityError:
             # Another call with the same id committed between our lookup and this insert.
             raise ConcurrentRequest(request.request_id) from None
+
+
+class SqlAlchemyUnitOfWork(UnitOfWork):
+    """A unit of work on one connection: begins on enter, rolls back on exit unless committed.
+
+    A lost database, on entering or inside the block, surfaces as :class:`DatabaseUnavailable`
+    (retryable) rather than as an internal error. A service subclasses it together with its
+    own port, names its request log table and binds its repositories to the connection::
+
+        class SqlAlchemyUnitOfWork(db.SqlAlchemyUnitOfWork, UnitOfWork):
+            request_log = orm.request_log
+
+            def _bind(self, connection: AsyncConnection) -> None:
+                self.products = SqlAlchemyProductRepository(connection)
+
+        async with SqlAlchemyUnitOfWork(engine).writing() as uow:
+            ...
+            await uow.commit()
+    """
+
+    #: The service's ``request_log`` table (see :func:`request_log_table`).
+    request_log: ClassVar[sa.Table]
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._connection: AsyncConnection | None = None
+
+    @abc.abstractmethod
+    def _bind(self, connection: AsyncConnection) -> None:
+        """Sets the service's repositories to ones that work on ``connection``."""
+
+    async def __aenter__(self) -> Self:
+        try:
+            self._connection = await begin(self._engine, writes=self.writes)
+        except Exception as error:
+            raise (as_unavailable(error) or error) from error
+        self._bind(self._connection)
+        self.requests = SqlAlchemyRequestLog(self._connection, self.request_log)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            try:
+                if connection.in_transaction():
+                    await connection.rollback()
+            except Exception:
+                if exc is None:
+                    raise
+                # Already failing (often because the database went away): keep that error.
+            finally:
+                await connection.close()
+        # A lost database surfaces as UNAVAILABLE (retryable), not as an internal error.
+        unavailable = as_unavailable(exc) if exc is not None else None
+        if unavailable is not None:
+            raise unavailable from exc
+
+    async def commit(self) -> None:
+        assert self._connection is not None, "commit outside of `async with`"
+        await self._connection.commit()
+
+    async def rollback(self) -> None:
+        if self._connection is not None and self._connection.in_transaction():
+            await self._connection.rollback()

@@ -4,6 +4,16 @@ Use cases record each id in the same transaction as the write it caused, and loo
 before writing. The record remembers which resource the call produced, so a repeat can
 answer with that resource, and a fingerprint of the request, so reusing an id for a
 different request is refused rather than silently answered with the wrong result.
+
+A use case brackets its write with :func:`replay` and :func:`record`::
+
+    async with uow.writing():
+        earlier = await idempotency.replay(uow.requests, command.idempotency, "create_product")
+        if earlier is not None:
+            return await uow.products.get(earlier.resource.removeprefix("products/"))
+        await uow.products.add(product)
+        await idempotency.record(uow.requests, command.idempotency, "create_product", product.name)
+        await uow.commit()
 """
 
 from __future__ import annotations
@@ -12,6 +22,17 @@ import abc
 from dataclasses import dataclass
 
 from runtime.errors import Aborted, FieldViolation, InvalidArgument
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    """The AIP-155 request id of a call and a fingerprint of the rest of the request.
+
+    Commands carry it (None when the caller sent no request id); the entrypoint builds it.
+    """
+
+    request_id: str
+    fingerprint: str
 
 
 @dataclass(frozen=True)
@@ -61,6 +82,30 @@ def check_replay(
             metadata={"request_id": recorded.request_id, "operation": recorded.operation},
         )
     return recorded
+
+
+async def replay(
+    log: RequestLog, idempotency: Idempotency | None, operation: str
+) -> RecordedRequest | None:
+    """The earlier call this one repeats, or None if it is new (or carries no request id).
+
+    Raises:
+        InvalidArgument: reason ``REQUEST_ID_REUSED`` if the id was used for another request.
+    """
+    if idempotency is None:
+        return None
+    recorded = await log.find(idempotency.request_id)
+    return check_replay(recorded, operation, idempotency.fingerprint)
+
+
+async def record(
+    log: RequestLog, idempotency: Idempotency | None, operation: str, resource: str
+) -> None:
+    """Records that this call produced ``resource``; does nothing without a request id."""
+    if idempotency is not None:
+        await log.add(
+            RecordedRequest(idempotency.request_id, operation, idempotency.fingerprint, resource)
+        )
 
 
 class ConcurrentRequest(Aborted):

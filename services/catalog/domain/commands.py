@@ -5,14 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from catalog.domain.model import Money, ProductChanges
-
-
-@dataclass(frozen=True)
-class Idempotency:
-    """The AIP-155 request id of a call and a fingerprint of the rest of the request."""
-
-    request_id: str
-    fingerprint: str
+from runtime.idempotency import Idempotency
 
 
 @dataclass(frozen=True)

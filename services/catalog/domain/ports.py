@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
-from types import TracebackType
 
 from catalog.domain.model import Category, Page, Product, ProductQuery
-from runtime.idempotency import RequestLog
+from runtime import unit_of_work
 
 
 class CategoryRepository(abc.ABC):
@@ -50,33 +49,8 @@ class ProductRepository(abc.ABC):
     async def query(self, query: ProductQuery) -> Page: ...
 
 
-class UnitOfWork(abc.ABC):
+class UnitOfWork(unit_of_work.UnitOfWork):
     """One transaction over the catalog's repositories; ``commit`` makes the changes durable."""
 
     categories: CategoryRepository
     products: ProductRepository
-    requests: RequestLog
-    #: Whether the transaction will write; set through :meth:`writing` before entering.
-    writes: bool = False
-
-    def writing(self) -> UnitOfWork:
-        """Declares that this transaction writes, so it can take its locks up front."""
-        self.writes = True
-        return self
-
-    async def __aenter__(self) -> UnitOfWork:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.rollback()
-
-    @abc.abstractmethod
-    async def commit(self) -> None: ...
-
-    @abc.abstractmethod
-    async def rollback(self) -> None: ...

@@ -15,7 +15,6 @@ from catalog.domain.commands import (
     CreateCategory,
     CreateProduct,
     DeleteProduct,
-    Idempotency,
     UpdateProduct,
 )
 from catalog.domain.errors import (
@@ -26,7 +25,7 @@ from catalog.domain.errors import (
 )
 from catalog.domain.model import Category, Page, Product, ProductQuery
 from catalog.domain.ports import UnitOfWork
-from runtime.idempotency import RecordedRequest, check_replay
+from runtime import idempotency
 
 
 def new_id(prefix: str) -> str:
@@ -36,7 +35,7 @@ def new_id(prefix: str) -> str:
 
 async def create_category(uow: UnitOfWork, command: CreateCategory, now: datetime) -> Category:
     async with uow.writing():
-        replay = await _replay(uow, command.idempotency, "create_category")
+        replay = await idempotency.replay(uow.requests, command.idempotency, "create_category")
         if replay is not None:
             existing = await uow.categories.get(replay.resource.removeprefix("categories/"))
             if existing is None:
@@ -48,7 +47,9 @@ async def create_category(uow: UnitOfWork, command: CreateCategory, now: datetim
             create_time=now,
         )
         await uow.categories.add(category)
-        await _record(uow, command.idempotency, "create_category", category.name)
+        await idempotency.record(
+            uow.requests, command.idempotency, "create_category", category.name
+        )
         await uow.commit()
         return category
 
@@ -70,7 +71,7 @@ async def list_categories(
 
 async def create_product(uow: UnitOfWork, command: CreateProduct, now: datetime) -> Product:
     async with uow.writing():
-        replay = await _replay(uow, command.idempotency, "create_product")
+        replay = await idempotency.replay(uow.requests, command.idempotency, "create_product")
         if replay is not None:
             return await _require_product(uow, replay.resource.removeprefix("products/"))
         if not await uow.categories.exists(command.category_id):
@@ -85,7 +86,7 @@ async def create_product(uow: UnitOfWork, command: CreateProduct, now: datetime)
             update_time=now,
         )
         await uow.products.add(product)
-        await _record(uow, command.idempotency, "create_product", product.name)
+        await idempotency.record(uow.requests, command.idempotency, "create_product", product.name)
         await uow.commit()
         return product
 
@@ -112,7 +113,7 @@ async def list_products(uow: UnitOfWork, query: ProductQuery) -> Page:
 
 async def update_product(uow: UnitOfWork, command: UpdateProduct, now: datetime) -> Product:
     async with uow.writing():
-        replay = await _replay(uow, command.idempotency, "update_product")
+        replay = await idempotency.replay(uow.requests, command.idempotency, "update_product")
         if replay is not None:
             return await _require_product(uow, command.product_id)
         current = await _require_product(uow, command.product_id)
@@ -126,14 +127,17 @@ async def update_product(uow: UnitOfWork, command: UpdateProduct, now: datetime)
             # Someone else saved in between our read and our write.
             latest = await _require_product(uow, command.product_id)
             raise EtagMismatch(latest.name, latest.etag)
-        await _record(uow, command.idempotency, "update_product", updated.name)
+        await idempotency.record(uow.requests, command.idempotency, "update_product", updated.name)
         await uow.commit()
         return updated
 
 
 async def delete_product(uow: UnitOfWork, command: DeleteProduct) -> None:
     async with uow.writing():
-        if await _replay(uow, command.idempotency, "delete_product") is not None:
+        if (
+            await idempotency.replay(uow.requests, command.idempotency, "delete_product")
+            is not None
+        ):
             return
         current = await _require_product(uow, command.product_id)
         if command.etag and command.etag != current.etag:
@@ -143,7 +147,7 @@ async def delete_product(uow: UnitOfWork, command: DeleteProduct) -> None:
             if latest is None:
                 raise ProductNotFound([current.name])
             raise EtagMismatch(latest.name, latest.etag)
-        await _record(uow, command.idempotency, "delete_product", current.name)
+        await idempotency.record(uow.requests, command.idempotency, "delete_product", current.name)
         await uow.commit()
 
 
@@ -152,21 +156,3 @@ async def _require_product(uow: UnitOfWork, product_id: str) -> Product:
     if product is None:
         raise ProductNotFound([f"products/{product_id}"])
     return product
-
-
-async def _replay(
-    uow: UnitOfWork, idempotency: Idempotency | None, operation: str
-) -> RecordedRequest | None:
-    if idempotency is None:
-        return None
-    recorded = await uow.requests.find(idempotency.request_id)
-    return check_replay(recorded, operation, idempotency.fingerprint)
-
-
-async def _record(
-    uow: UnitOfWork, idempotency: Idempotency | None, operation: str, resource: str
-) -> None:
-    if idempotency is not None:
-        await uow.requests.add(
-            RecordedRequest(idempotency.request_id, operation, idempotency.fingerprint, resource)
-        )

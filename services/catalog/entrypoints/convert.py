@@ -7,10 +7,6 @@ once as a ``BadRequest`` field violation.
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable
-
-from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.type import money_pb2
 
@@ -20,60 +16,29 @@ from catalog.domain.commands import (
     CreateCategory,
     CreateProduct,
     DeleteProduct,
-    Idempotency,
     UpdateProduct,
 )
 from catalog.domain.model import Money, ProductChanges, ProductQuery
 from runtime import paging
-from runtime.errors import FieldViolation, InvalidArgument
+from runtime.requests import Violations, parse_name, read_idempotency
 
 #: Paths of ``Product`` that UpdateProduct may change, and how they map onto the domain.
 MUTABLE_PRODUCT_FIELDS = ("display_name", "description", "category", "price")
 #: Output-only or identifying paths: accepted in a mask and ignored, as AIP-134 asks.
 IGNORED_PRODUCT_FIELDS = frozenset({"name", "create_time", "update_time", "etag"})
 MAX_BATCH = 100
-MAX_REQUEST_ID = 64
-
-
-class Violations:
-    """Collects field violations and raises them together."""
-
-    def __init__(self) -> None:
-        self.items: list[FieldViolation] = []
-
-    def add(self, field_path: str, description: str) -> None:
-        self.items.append(FieldViolation(field_path, description))
-
-    def extend(self, violations: Iterable[FieldViolation]) -> None:
-        self.items.extend(violations)
-
-    def raise_if_any(self) -> None:
-        if self.items:
-            raise InvalidArgument.for_fields(self.items)
-
-
-def parse_name(name: str, collection: str, field_path: str, violations: Violations) -> str:
-    """The id in ``{collection}/{id}``; records a violation (and returns "") if malformed."""
-    prefix = f"{collection}/"
-    if not name:
-        violations.add(field_path, "is required")
-        return ""
-    if not name.startswith(prefix) or not model.ID_PATTERN.match(name[len(prefix) :]):
-        violations.add(field_path, f"must have the form {collection}/{{id}} with a valid id")
-        return ""
-    return name[len(prefix) :]
 
 
 def parse_product_name(name: str, field_path: str = "name") -> str:
     violations = Violations()
-    product_id = parse_name(name, "products", field_path, violations)
+    product_id = parse_name(name, "products", field_path, violations, model.ID_PATTERN)
     violations.raise_if_any()
     return product_id
 
 
 def parse_category_name(name: str, field_path: str = "name") -> str:
     violations = Violations()
-    category_id = parse_name(name, "categories", field_path, violations)
+    category_id = parse_name(name, "categories", field_path, violations, model.ID_PATTERN)
     violations.raise_if_any()
     return category_id
 
@@ -116,7 +81,7 @@ def create_category_command(request: catalog_service_pb2.CreateCategoryRequest) 
     )
     if request.category_id:
         violations.extend(model.validate_id(request.category_id, "category_id"))
-    idempotency = _idempotency(request, violations)
+    idempotency = read_idempotency(request, violations)
     violations.raise_if_any()
     return CreateCategory(request.category_id, request.category.display_name, idempotency)
 
@@ -128,11 +93,13 @@ def create_product_command(request: catalog_service_pb2.CreateProductRequest) ->
         violations.add("product", "is required")
     violations.extend(model.validate_display_name(product.display_name, "product.display_name"))
     violations.extend(model.validate_description(product.description, "product.description"))
-    category_id = parse_name(product.category, "categories", "product.category", violations)
+    category_id = parse_name(
+        product.category, "categories", "product.category", violations, model.ID_PATTERN
+    )
     price = _required_price(product, "product.price", violations)
     if request.product_id:
         violations.extend(model.validate_id(request.product_id, "product_id"))
-    idempotency = _idempotency(request, violations)
+    idempotency = read_idempotency(request, violations)
     violations.raise_if_any()
     assert price is not None
     return CreateProduct(
@@ -148,7 +115,7 @@ def create_product_command(request: catalog_service_pb2.CreateProductRequest) ->
 def update_product_command(request: catalog_service_pb2.UpdateProductRequest) -> UpdateProduct:
     violations = Violations()
     product = request.product
-    product_id = parse_name(product.name, "products", "product.name", violations)
+    product_id = parse_name(product.name, "products", "product.name", violations, model.ID_PATTERN)
     paths = _update_paths(request, violations)
     changes: dict[str, object] = {}
     for path in paths:
@@ -164,11 +131,11 @@ def update_product_command(request: catalog_service_pb2.UpdateProductRequest) ->
             changes["description"] = product.description
         elif path == "category":
             changes["category_id"] = parse_name(
-                product.category, "categories", "product.category", violations
+                product.category, "categories", "product.category", violations, model.ID_PATTERN
             )
         elif path == "price":
             changes["price"] = _required_price(product, "product.price", violations)
-    idempotency = _idempotency(request, violations)
+    idempotency = read_idempotency(request, violations)
     violations.raise_if_any()
     return UpdateProduct(
         product_id=product_id,
@@ -180,8 +147,8 @@ def update_product_command(request: catalog_service_pb2.UpdateProductRequest) ->
 
 def delete_product_command(request: catalog_service_pb2.DeleteProductRequest) -> DeleteProduct:
     violations = Violations()
-    product_id = parse_name(request.name, "products", "name", violations)
-    idempotency = _idempotency(request, violations)
+    product_id = parse_name(request.name, "products", "name", violations, model.ID_PATTERN)
+    idempotency = read_idempotency(request, violations)
     violations.raise_if_any()
     return DeleteProduct(product_id, request.etag, idempotency)
 
@@ -193,7 +160,8 @@ def batch_get_ids(request: catalog_service_pb2.BatchGetProductsRequest) -> list[
     elif len(request.names) > MAX_BATCH:
         violations.add("names", f"must name at most {MAX_BATCH} products")
     ids = [
-        parse_name(n, "products", f"names[{i}]", violations) for i, n in enumerate(request.names)
+        parse_name(n, "products", f"names[{i}]", violations, model.ID_PATTERN)
+        for i, n in enumerate(request.names)
     ]
     violations.raise_if_any()
     return ids
@@ -203,7 +171,9 @@ def product_query(request: catalog_service_pb2.ListProductsRequest) -> ProductQu
     violations = Violations()
     category_id = None
     if request.category:
-        category_id = parse_name(request.category, "categories", "category", violations)
+        category_id = parse_name(
+            request.category, "categories", "category", violations, model.ID_PATTERN
+        )
     bounds: dict[str, Money | None] = {}
     for field_name in ("min_price", "max_price"):
         bound = None
@@ -262,24 +232,6 @@ def _required_price(
     price = money_from_proto(product.price)
     violations.extend(price.violations(field_path))
     return price
-
-
-def _idempotency(request: Message, violations: Violations) -> Idempotency | None:
-    request_id: str = getattr(request, "request_id")  # noqa: B009 - every mutating request has one
-    if not request_id:
-        return None
-    if len(request_id) > MAX_REQUEST_ID:
-        violations.add("request_id", f"must be at most {MAX_REQUEST_ID} characters (a UUID)")
-        return None
-    return Idempotency(request_id, fingerprint(request))
-
-
-def fingerprint(request: Message) -> str:
-    """A hash of the request without its ``request_id``: what a replay must match."""
-    copy = type(request)()
-    copy.CopyFrom(request)
-    copy.ClearField("request_id")
-    return hashlib.sha256(copy.SerializeToString(deterministic=True)).hexdigest()
 
 
 def _timestamp(value: object) -> Timestamp | None:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from types import TracebackType
-
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from identity.adapters.orm import request_log
 from identity.adapters.repository import (
@@ -14,53 +12,14 @@ from identity.adapters.repository import (
 )
 from identity.domain.ports import UnitOfWork
 from runtime import db
-from runtime.db import SqlAlchemyRequestLog
 
 
-class SqlAlchemyUnitOfWork(UnitOfWork):
+class SqlAlchemyUnitOfWork(db.SqlAlchemyUnitOfWork, UnitOfWork):
     """Opens a connection and a transaction on enter; rolls back unless committed."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-        self._connection: AsyncConnection | None = None
+    request_log = request_log
 
-    async def __aenter__(self) -> UnitOfWork:
-        try:
-            self._connection = await db.begin(self._engine, writes=self.writes)
-        except Exception as error:
-            raise (db.as_unavailable(error) or error) from error
-        self.users = SqlAlchemyUserRepository(self._connection)
-        self.tokens = SqlAlchemyRefreshTokenRepository(self._connection)
-        self.keys = SqlAlchemySigningKeyRepository(self._connection)
-        self.requests = SqlAlchemyRequestLog(self._connection, request_log)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            try:
-                if connection.in_transaction():
-                    await connection.rollback()
-            except Exception:
-                if exc is None:
-                    raise
-                # Already failing (often because the database went away): keep that error.
-            finally:
-                await connection.close()
-        # A lost database surfaces as UNAVAILABLE (retryable), not as an internal error.
-        unavailable = db.as_unavailable(exc) if exc is not None else None
-        if unavailable is not None:
-            raise unavailable from exc
-
-    async def commit(self) -> None:
-        assert self._connection is not None, "commit outside of `async with`"
-        await self._connection.commit()
-
-    async def rollback(self) -> None:
-        if self._connection is not None and self._connection.in_transaction():
-            await self._connection.rollback()
+    def _bind(self, connection: AsyncConnection) -> None:
+        self.users = SqlAlchemyUserRepository(connection)
+        self.tokens = SqlAlchemyRefreshTokenRepository(connection)
+        self.keys = SqlAlchemySigningKeyRepository(connection)

@@ -4,18 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-
-@dataclass(frozen=True)
-class Idempotency:
-    """The AIP-155 request id of a call and a fingerprint of the rest of the request.
-
-    For SignUp the fingerprint leaves the password out: a fast hash of it stored in the
-    request log would undo what argon2id protects. A repeat is checked against the
-    stored password hash instead.
-    """
-
-    request_id: str
-    fingerprint: str
+from runtime.idempotency import Idempotency
 
 
 @dataclass(frozen=True)
@@ -23,6 +12,9 @@ class SignUp:
     email: str
     password: str = field(repr=False)
     display_name: str
+    #: The fingerprint leaves the password out: a fast hash of it stored in the request log
+    #: would undo what argon2id protects. A repeat is checked against the stored password
+    #: hash instead.
     idempotency: Idempotency | None = None
 
 

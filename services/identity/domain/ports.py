@@ -5,10 +5,10 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from datetime import datetime
-from types import TracebackType
+from typing import Self
 
 from identity.domain.model import AccessToken, RefreshTokenRecord, SigningKey, TokenFamily, User
-from runtime.idempotency import RequestLog
+from runtime import unit_of_work
 
 
 class UserRepository(abc.ABC):
@@ -114,39 +114,14 @@ class TokenSigner(abc.ABC):
         """
 
 
-class UnitOfWork(abc.ABC):
+class UnitOfWork(unit_of_work.UnitOfWork):
     """One transaction over identity's repositories; ``commit`` makes the changes durable."""
 
     users: UserRepository
     tokens: RefreshTokenRepository
     keys: SigningKeyRepository
-    requests: RequestLog
-    #: Whether the transaction will write; set through :meth:`writing` before entering.
-    writes: bool = False
 
-    def writing(self) -> UnitOfWork:
-        """Declares that this transaction writes, so it can take its locks up front."""
-        self.writes = True
-        return self
-
-    def reading(self) -> UnitOfWork:
+    def reading(self) -> Self:
         """Declares that this transaction only reads (the default until :meth:`writing`)."""
         self.writes = False
         return self
-
-    async def __aenter__(self) -> UnitOfWork:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.rollback()
-
-    @abc.abstractmethod
-    async def commit(self) -> None: ...
-
-    @abc.abstractmethod
-    async def rollback(self) -> None: ...

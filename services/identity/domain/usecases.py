@@ -12,7 +12,7 @@ import uuid
 from dataclasses import replace
 from datetime import datetime
 
-from identity.domain.commands import Idempotency, Login, RefreshTokens, SignUp
+from identity.domain.commands import Login, RefreshTokens, SignUp
 from identity.domain.errors import (
     CallerUnauthenticated,
     InvalidCredentials,
@@ -41,7 +41,7 @@ from identity.domain.model import (
     user_name,
 )
 from identity.domain.ports import PasswordHasher, TokenSigner, UnitOfWork
-from runtime.idempotency import RecordedRequest, check_replay
+from runtime import idempotency
 
 
 def new_id(prefix: str) -> str:
@@ -52,7 +52,7 @@ def new_id(prefix: str) -> str:
 async def sign_up(uow: UnitOfWork, hasher: PasswordHasher, command: SignUp, now: datetime) -> User:
     password_hash = await hasher.hash(command.password)
     async with uow.writing():
-        replay = await _replay(uow, command.idempotency, "sign_up")
+        replay = await idempotency.replay(uow.requests, command.idempotency, "sign_up")
         if replay is None:
             user = User(
                 id=new_id("u"),
@@ -63,11 +63,11 @@ async def sign_up(uow: UnitOfWork, hasher: PasswordHasher, command: SignUp, now:
                 create_time=now,
             )
             await uow.users.add(user)
-            await _record(uow, command.idempotency, "sign_up", user.name)
+            await idempotency.record(uow.requests, command.idempotency, "sign_up", user.name)
             await uow.commit()
             return user
         first = await _require_user(uow, replay.resource.removeprefix("users/"))
-    # The fingerprint leaves the password out (see Idempotency); compare it here instead.
+    # The fingerprint leaves the password out (see SignUp); compare it here instead.
     if not await hasher.verify(first.password_hash, command.password):
         raise request_id_reused(replay.request_id, replay.operation)
     return first
@@ -248,21 +248,3 @@ async def _require_user(uow: UnitOfWork, user_id: str) -> User:
     if user is None:
         raise UserNotFound(user_name(user_id))
     return user
-
-
-async def _replay(
-    uow: UnitOfWork, idempotency: Idempotency | None, operation: str
-) -> RecordedRequest | None:
-    if idempotency is None:
-        return None
-    recorded = await uow.requests.find(idempotency.request_id)
-    return check_replay(recorded, operation, idempotency.fingerprint)
-
-
-async def _record(
-    uow: UnitOfWork, idempotency: Idempotency | None, operation: str, resource: str
-) -> None:
-    if idempotency is not None:
-        await uow.requests.add(
-            RecordedRequest(idempotency.request_id, operation, idempotency.fingerprint, resource)
-        )

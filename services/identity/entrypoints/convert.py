@@ -7,51 +7,28 @@ once as a ``BadRequest`` field violation.
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 
-from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from agora.identity.v1 import identity_service_pb2, user_pb2
 from identity.domain import model
-from identity.domain.commands import Idempotency, Login, RefreshTokens, SignUp
-from runtime.errors import FieldViolation, InvalidArgument
+from identity.domain.commands import Login, RefreshTokens, SignUp
+from runtime.errors import FieldViolation
+from runtime.requests import Violations, parse_name, read_idempotency, without_fields
 
-MAX_REQUEST_ID = 64
 #: SignUp's reason when every problem is in one of these fields, as the contract names them.
 _SIGN_UP_REASONS = {"email": "INVALID_EMAIL", "password": "INVALID_PASSWORD"}
-
-
-class Violations:
-    """Collects field violations and raises them together."""
-
-    def __init__(self) -> None:
-        self.items: list[FieldViolation] = []
-
-    def add(self, field_path: str, description: str) -> None:
-        self.items.append(FieldViolation(field_path, description))
-
-    def extend(self, violations: Iterable[FieldViolation]) -> None:
-        self.items.extend(violations)
-
-    def raise_if_any(self, reason: str | None = None) -> None:
-        if self.items:
-            raise InvalidArgument.for_fields(self.items, reason=reason)
 
 
 def parse_user_name(name: str, field_path: str = "name") -> str:
     """The id in ``users/{id}``."""
     violations = Violations()
-    prefix = "users/"
-    if not name:
-        violations.add(field_path, "is required")
-    elif not name.startswith(prefix) or not model.ID_PATTERN.match(name[len(prefix) :]):
-        violations.add(field_path, "must have the form users/{user} with a valid id")
+    user_id = parse_name(name, "users", field_path, violations, model.ID_PATTERN, variable="user")
     violations.raise_if_any()
-    return name[len(prefix) :]
+    return user_id
 
 
 def sign_up_command(request: identity_service_pb2.SignUpRequest) -> SignUp:
@@ -60,7 +37,7 @@ def sign_up_command(request: identity_service_pb2.SignUpRequest) -> SignUp:
     violations.extend(model.validate_email(email, "email"))
     violations.extend(model.validate_password(request.password, "password"))
     violations.extend(model.validate_display_name(request.display_name, "display_name"))
-    idempotency = _idempotency(request, violations, secret_fields=("password",))
+    idempotency = read_idempotency(request, violations, redact=without_fields("password"))
     violations.raise_if_any(_sign_up_reason(violations.items))
     return SignUp(
         email=email,
@@ -143,27 +120,6 @@ def _sign_up_reason(violations: Sequence[FieldViolation]) -> str | None:
         if any(v.field == field_path for v in violations):
             return reason
     return None
-
-
-def _idempotency(
-    request: Message, violations: Violations, secret_fields: Sequence[str] = ()
-) -> Idempotency | None:
-    request_id: str = getattr(request, "request_id")  # noqa: B009 - every mutating request has one
-    if not request_id:
-        return None
-    if len(request_id) > MAX_REQUEST_ID:
-        violations.add("request_id", f"must be at most {MAX_REQUEST_ID} characters (a UUID)")
-        return None
-    return Idempotency(request_id, fingerprint(request, secret_fields))
-
-
-def fingerprint(request: Message, secret_fields: Sequence[str] = ()) -> str:
-    """A hash of the request without its ``request_id`` or any secret field."""
-    copy = type(request)()
-    copy.CopyFrom(request)
-    for name in ("request_id", *secret_fields):
-        copy.ClearField(name)
-    return hashlib.sha256(copy.SerializeToString(deterministic=True)).hexdigest()
 
 
 def _timestamp(value: datetime | None) -> Timestamp | None:

@@ -6,14 +6,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from inventory.domain.model import DEFAULT_TTL, ReservationItem
-
-
-@dataclass(frozen=True)
-class Idempotency:
-    """The AIP-155 request id of a call and a fingerprint of the rest of the request."""
-
-    request_id: str
-    fingerprint: str
+from runtime.idempotency import Idempotency
 
 
 @dataclass(frozen=True)

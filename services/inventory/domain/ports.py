@@ -5,10 +5,9 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from datetime import datetime
-from types import TracebackType
 
 from inventory.domain.model import Reservation, ReservationState, Stock
-from runtime.idempotency import RequestLog
+from runtime import unit_of_work
 
 
 class StockRepository(abc.ABC):
@@ -79,33 +78,8 @@ class ProductCatalog(abc.ABC):
         """True if the catalog has the product; raises CatalogUnavailable if it cannot tell."""
 
 
-class UnitOfWork(abc.ABC):
+class UnitOfWork(unit_of_work.UnitOfWork):
     """One transaction over inventory's repositories; ``commit`` makes the changes durable."""
 
     stocks: StockRepository
     reservations: ReservationRepository
-    requests: RequestLog
-    #: Whether the transaction will write; set through :meth:`writing` before entering.
-    writes: bool = False
-
-    def writing(self) -> UnitOfWork:
-        """Declares that this transaction writes, so it can take its locks up front."""
-        self.writes = True
-        return self
-
-    async def __aenter__(self) -> UnitOfWork:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.rollback()
-
-    @abc.abstractmethod
-    async def commit(self) -> None: ...
-
-    @abc.abstractmethod
-    async def rollback(self) -> None: ...

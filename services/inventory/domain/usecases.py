@@ -16,7 +16,6 @@ from datetime import datetime
 
 from inventory.domain.commands import (
     CommitReservation,
-    Idempotency,
     ReleaseReservation,
     ReserveStock,
     SetStock,
@@ -35,8 +34,8 @@ from inventory.domain.errors import (
 )
 from inventory.domain.model import Reservation, ReservationState, Stock
 from inventory.domain.ports import ProductCatalog, UnitOfWork
+from runtime import idempotency
 from runtime.errors import Aborted
-from runtime.idempotency import RecordedRequest, check_replay
 
 ACTIVE = ReservationState.ACTIVE
 
@@ -54,13 +53,13 @@ async def set_stock(
     if command.idempotency is not None:
         # A repeat answers without asking the catalog, which may be down by now.
         async with uow:
-            if await _replay(uow, command.idempotency, "set_stock") is not None:
+            if await idempotency.replay(uow.requests, command.idempotency, "set_stock") is not None:
                 return await _require_stock(uow, command.product_id)
     # Asked before the transaction opens, so no lock is held during the remote call.
     if not await catalog.exists(command.product_id):
         raise UnknownProduct(f"products/{command.product_id}")
     async with uow.writing():
-        if await _replay(uow, command.idempotency, "set_stock") is not None:
+        if await idempotency.replay(uow.requests, command.idempotency, "set_stock") is not None:
             return await _require_stock(uow, command.product_id)
         current = await uow.stocks.get(command.product_id)
         if command.etag and (current is None or command.etag != current.etag):
@@ -79,7 +78,7 @@ async def set_stock(
                 if command.etag and latest.revision != current.revision:
                     raise EtagMismatch(name, latest.etag)
                 raise OnHandBelowReserved(name, command.on_hand, latest.reserved)
-        await _record(uow, command.idempotency, "set_stock", name)
+        await idempotency.record(uow.requests, command.idempotency, "set_stock", name)
         stock = await _require_stock(uow, command.product_id)
         await uow.commit()
         return stock
@@ -93,7 +92,7 @@ async def get_stock(uow: UnitOfWork, product_id: str) -> Stock:
 async def reserve_stock(uow: UnitOfWork, command: ReserveStock, now: datetime) -> Reservation:
     """Holds every item or nothing; an order holds at most one live reservation."""
     async with uow.writing():
-        replay = await _replay(uow, command.idempotency, "reserve_stock")
+        replay = await idempotency.replay(uow.requests, command.idempotency, "reserve_stock")
         if replay is not None:
             return await _require_reservation(uow, replay.resource.removeprefix("reservations/"))
         live = await uow.reservations.find_live(command.order_id)
@@ -119,7 +118,9 @@ async def reserve_stock(uow: UnitOfWork, command: ReserveStock, now: datetime) -
         if short:
             # Leaving the unit of work uncommitted undoes the items that did fit.
             raise InsufficientStock([i.product for i in command.items if i.product_id in short])
-        await _record(uow, command.idempotency, "reserve_stock", reservation.name)
+        await idempotency.record(
+            uow.requests, command.idempotency, "reserve_stock", reservation.name
+        )
         await uow.commit()
         return reservation
 
@@ -129,7 +130,7 @@ async def commit_reservation(
 ) -> Reservation:
     """Takes an active reservation's units out of stock for good."""
     async with uow.writing():
-        replay = await _replay(uow, command.idempotency, "commit_reservation")
+        replay = await idempotency.replay(uow.requests, command.idempotency, "commit_reservation")
         if replay is not None:
             return await _require_reservation(uow, command.reservation_id)
         reservation = await _require_reservation(uow, command.reservation_id, lock=True)
@@ -146,7 +147,9 @@ async def commit_reservation(
             reservation = await _move(uow, reservation, ReservationState.COMMITTED, now)
             for item in reservation.items_by_product():
                 await uow.stocks.consume(item.product_id, item.quantity, now)
-        await _record(uow, command.idempotency, "commit_reservation", reservation.name)
+        await idempotency.record(
+            uow.requests, command.idempotency, "commit_reservation", reservation.name
+        )
         await uow.commit()
         return reservation
 
@@ -156,7 +159,7 @@ async def release_reservation(
 ) -> Reservation:
     """Makes an active reservation's units available again; harmless on a finished one."""
     async with uow.writing():
-        replay = await _replay(uow, command.idempotency, "release_reservation")
+        replay = await idempotency.replay(uow.requests, command.idempotency, "release_reservation")
         if replay is not None:
             return await _require_reservation(uow, command.reservation_id)
         reservation = await _require_reservation(uow, command.reservation_id, lock=True)
@@ -168,7 +171,9 @@ async def release_reservation(
             reservation = await _move(uow, reservation, ReservationState.RELEASED, now)
             for item in reservation.items_by_product():
                 await uow.stocks.unreserve(item.product_id, item.quantity, now)
-        await _record(uow, command.idempotency, "release_reservation", reservation.name)
+        await idempotency.record(
+            uow.requests, command.idempotency, "release_reservation", reservation.name
+        )
         await uow.commit()
         return reservation
 
@@ -239,21 +244,3 @@ async def _require_reservation(
     if reservation is None:
         raise ReservationNotFound(f"reservations/{reservation_id}")
     return reservation
-
-
-async def _replay(
-    uow: UnitOfWork, idempotency: Idempotency | None, operation: str
-) -> RecordedRequest | None:
-    if idempotency is None:
-        return None
-    recorded = await uow.requests.find(idempotency.request_id)
-    return check_replay(recorded, operation, idempotency.fingerprint)
-
-
-async def _record(
-    uow: UnitOfWork, idempotency: Idempotency | None, operation: str, resource: str
-) -> None:
-    if idempotency is not None:
-        await uow.requests.add(
-            RecordedRequest(idempotency.request_id, operation, idempotency.fingerprint, resource)
-        )

@@ -7,26 +7,20 @@ once as a ``BadRequest`` field violation.
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from agora.inventory.v1 import inventory_pb2, inventory_service_pb2
 from inventory.domain import model
 from inventory.domain.commands import (
     CommitReservation,
-    Idempotency,
     ReleaseReservation,
     ReserveStock,
     SetStock,
 )
 from inventory.domain.model import Reservation, ReservationItem, ReservationState, Stock
-from runtime.errors import FieldViolation, InvalidArgument
-
-MAX_REQUEST_ID = 64
+from runtime.requests import Violations, parse_name, read_idempotency
 
 _STATES = {
     ReservationState.ACTIVE: inventory_pb2.RESERVATION_STATE_ACTIVE,
@@ -36,54 +30,19 @@ _STATES = {
 }
 
 
-class Violations:
-    """Collects field violations and raises them together."""
-
-    def __init__(self) -> None:
-        self.items: list[FieldViolation] = []
-
-    def add(self, field_path: str, description: str) -> None:
-        self.items.append(FieldViolation(field_path, description))
-
-    def extend(self, violations: Iterable[FieldViolation]) -> None:
-        self.items.extend(violations)
-
-    def raise_if_any(self) -> None:
-        if self.items:
-            raise InvalidArgument.for_fields(self.items)
-
-
-def parse_name(
-    name: str, collection: str, field_path: str, violations: Violations, suffix: str = ""
-) -> str:
-    """The id in ``{collection}/{id}{suffix}``; records a violation and returns "" if malformed."""
-    prefix = f"{collection}/"
-    if not name:
-        violations.add(field_path, "is required")
-        return ""
-    found = name[len(prefix) : len(name) - len(suffix)]
-    if (
-        not name.startswith(prefix)
-        or not name.endswith(suffix)
-        or not model.ID_PATTERN.match(found)
-    ):
-        form = f"{collection}/{{id}}{suffix}"
-        violations.add(field_path, f"must have the form {form} with a valid id")
-        return ""
-    return found
-
-
 def parse_stock_name(name: str, field_path: str = "name") -> str:
     """The product id in ``products/{product}/stock``."""
     violations = Violations()
-    product_id = parse_name(name, "products", field_path, violations, suffix="/stock")
+    product_id = parse_name(
+        name, "products", field_path, violations, model.ID_PATTERN, suffix="/stock"
+    )
     violations.raise_if_any()
     return product_id
 
 
 def parse_reservation_name(name: str, field_path: str = "name") -> str:
     violations = Violations()
-    reservation_id = parse_name(name, "reservations", field_path, violations)
+    reservation_id = parse_name(name, "reservations", field_path, violations, model.ID_PATTERN)
     violations.raise_if_any()
     return reservation_id
 
@@ -117,16 +76,18 @@ def reservation_to_proto(reservation: Reservation) -> inventory_pb2.Reservation:
 
 def set_stock_command(request: inventory_service_pb2.SetStockRequest) -> SetStock:
     violations = Violations()
-    product_id = parse_name(request.name, "products", "name", violations, suffix="/stock")
+    product_id = parse_name(
+        request.name, "products", "name", violations, model.ID_PATTERN, suffix="/stock"
+    )
     violations.extend(model.validate_on_hand(request.on_hand, "on_hand"))
-    idempotency = _idempotency(request, violations)
+    idempotency = read_idempotency(request, violations)
     violations.raise_if_any()
     return SetStock(product_id, request.on_hand, request.etag, idempotency)
 
 
 def reserve_stock_command(request: inventory_service_pb2.ReserveStockRequest) -> ReserveStock:
     violations = Violations()
-    order_id = parse_name(request.order, "orders", "order", violations)
+    order_id = parse_name(request.order, "orders", "order", violations, model.ID_PATTERN)
     if not request.items:
         violations.add("items", "is required: name at least one product")
     elif len(request.items) > model.MAX_ITEMS:
@@ -135,7 +96,9 @@ def reserve_stock_command(request: inventory_service_pb2.ReserveStockRequest) ->
     seen: set[str] = set()
     for index, item in enumerate(request.items):
         path = f"items[{index}]"
-        product_id = parse_name(item.product, "products", f"{path}.product", violations)
+        product_id = parse_name(
+            item.product, "products", f"{path}.product", violations, model.ID_PATTERN
+        )
         if product_id and product_id in seen:
             violations.add(f"{path}.product", "names a product already listed; list each once")
         seen.add(product_id)
@@ -146,7 +109,7 @@ def reserve_stock_command(request: inventory_service_pb2.ReserveStockRequest) ->
         # Fractions of a second are ignored, as the contract says.
         ttl = timedelta(seconds=request.ttl.seconds)
         violations.extend(model.validate_ttl(ttl, "ttl"))
-    idempotency = _idempotency(request, violations)
+    idempotency = read_idempotency(request, violations)
     violations.raise_if_any()
     return ReserveStock(order_id, tuple(items), ttl, idempotency)
 
@@ -155,8 +118,8 @@ def commit_reservation_command(
     request: inventory_service_pb2.CommitReservationRequest,
 ) -> CommitReservation:
     violations = Violations()
-    reservation_id = parse_name(request.name, "reservations", "name", violations)
-    idempotency = _idempotency(request, violations)
+    reservation_id = parse_name(request.name, "reservations", "name", violations, model.ID_PATTERN)
+    idempotency = read_idempotency(request, violations)
     violations.raise_if_any()
     return CommitReservation(reservation_id, idempotency)
 
@@ -165,28 +128,10 @@ def release_reservation_command(
     request: inventory_service_pb2.ReleaseReservationRequest,
 ) -> ReleaseReservation:
     violations = Violations()
-    reservation_id = parse_name(request.name, "reservations", "name", violations)
-    idempotency = _idempotency(request, violations)
+    reservation_id = parse_name(request.name, "reservations", "name", violations, model.ID_PATTERN)
+    idempotency = read_idempotency(request, violations)
     violations.raise_if_any()
     return ReleaseReservation(reservation_id, idempotency)
-
-
-def _idempotency(request: Message, violations: Violations) -> Idempotency | None:
-    request_id: str = getattr(request, "request_id")  # noqa: B009 - every mutating request has one
-    if not request_id:
-        return None
-    if len(request_id) > MAX_REQUEST_ID:
-        violations.add("request_id", f"must be at most {MAX_REQUEST_ID} characters (a UUID)")
-        return None
-    return Idempotency(request_id, fingerprint(request))
-
-
-def fingerprint(request: Message) -> str:
-    """A hash of the request without its ``request_id``: what a replay must match."""
-    copy = type(request)()
-    copy.CopyFrom(request)
-    copy.ClearField("request_id")
-    return hashlib.sha256(copy.SerializeToString(deterministic=True)).hexdigest()
 
 
 def _timestamp(value: datetime | None) -> Timestamp | None:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import abc
-from types import TracebackType
 
 from payments.domain.model import Authorization, Money, Page, Payment, PaymentQuery
-from runtime.idempotency import RequestLog
+from runtime import unit_of_work
 
 
 class PaymentRepository(abc.ABC):
@@ -28,35 +27,10 @@ class PaymentRepository(abc.ABC):
         """A page of payments, newest first (by create time, then id)."""
 
 
-class UnitOfWork(abc.ABC):
+class UnitOfWork(unit_of_work.UnitOfWork):
     """One transaction over the payments repositories; ``commit`` makes the changes durable."""
 
     payments: PaymentRepository
-    requests: RequestLog
-    #: Whether the transaction will write; set through :meth:`writing` before entering.
-    writes: bool = False
-
-    def writing(self) -> UnitOfWork:
-        """Declares that this transaction writes, so it can take its locks up front."""
-        self.writes = True
-        return self
-
-    async def __aenter__(self) -> UnitOfWork:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.rollback()
-
-    @abc.abstractmethod
-    async def commit(self) -> None: ...
-
-    @abc.abstractmethod
-    async def rollback(self) -> None: ...
 
 
 class CardProcessor(abc.ABC):

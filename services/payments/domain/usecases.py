@@ -25,7 +25,6 @@ from typing import TypeVar
 from payments.domain.commands import (
     AuthorizePayment,
     CapturePayment,
-    Idempotency,
     RefundPayment,
     VoidPayment,
 )
@@ -45,7 +44,7 @@ from payments.domain.model import (
     PaymentState,
 )
 from payments.domain.ports import CardProcessor, UnitOfWork
-from runtime.idempotency import RecordedRequest, check_replay
+from runtime import idempotency
 
 T = TypeVar("T")
 
@@ -65,7 +64,7 @@ async def authorize_payment(
         ProcessorUnavailable, ProcessorTimeout: no answer; the attempt is kept as FAILED.
     """
     async with uow.writing():
-        recorded = await _replay(uow, command.idempotency, "authorize_payment")
+        recorded = await idempotency.replay(uow.requests, command.idempotency, "authorize_payment")
         if recorded is None:
             payment = Payment.attempt(
                 new_id(), command.order_id, command.user_id, command.amount, now
@@ -80,7 +79,9 @@ async def authorize_payment(
             failed = payment.failed(_failure_reason(error), now)
             await _save(uow, payment, failed)
             if recorded is None:
-                await _record(uow, command.idempotency, "authorize_payment", failed.name)
+                await idempotency.record(
+                    uow.requests, command.idempotency, "authorize_payment", failed.name
+                )
             await uow.commit()
             raise _with_payment(error, failed.name) from None
         if authorization.approved:
@@ -89,7 +90,9 @@ async def authorize_payment(
             result = payment.declined(authorization, now)
         await _save(uow, payment, result)
         if recorded is None:
-            await _record(uow, command.idempotency, "authorize_payment", result.name)
+            await idempotency.record(
+                uow.requests, command.idempotency, "authorize_payment", result.name
+            )
         await uow.commit()
         return _outcome(result)
 
@@ -103,14 +106,19 @@ async def capture_payment(
         PaymentNotFound, PaymentNotCapturable, ProcessorUnavailable, ProcessorTimeout.
     """
     async with uow.writing():
-        if await _replay(uow, command.idempotency, "capture_payment") is not None:
+        if (
+            await idempotency.replay(uow.requests, command.idempotency, "capture_payment")
+            is not None
+        ):
             return await _require(uow, command.payment_id)
         payment = await _require(uow, command.payment_id, for_update=True)
         payment.check_capturable()
         await _ask(processor.capture(payment.processor_reference, payment.amount), payment)
         captured = payment.captured_now(now)
         await _save(uow, payment, captured)
-        await _record(uow, command.idempotency, "capture_payment", captured.name)
+        await idempotency.record(
+            uow.requests, command.idempotency, "capture_payment", captured.name
+        )
         await uow.commit()
         return captured
 
@@ -124,14 +132,14 @@ async def void_payment(
         PaymentNotFound, PaymentNotVoidable, ProcessorUnavailable, ProcessorTimeout.
     """
     async with uow.writing():
-        if await _replay(uow, command.idempotency, "void_payment") is not None:
+        if await idempotency.replay(uow.requests, command.idempotency, "void_payment") is not None:
             return await _require(uow, command.payment_id)
         payment = await _require(uow, command.payment_id, for_update=True)
         payment.check_voidable()
         await _ask(processor.void(payment.processor_reference), payment)
         voided = payment.voided(now)
         await _save(uow, payment, voided)
-        await _record(uow, command.idempotency, "void_payment", voided.name)
+        await idempotency.record(uow.requests, command.idempotency, "void_payment", voided.name)
         await uow.commit()
         return voided
 
@@ -146,14 +154,17 @@ async def refund_payment(
         ProcessorUnavailable, ProcessorTimeout.
     """
     async with uow.writing():
-        if await _replay(uow, command.idempotency, "refund_payment") is not None:
+        if (
+            await idempotency.replay(uow.requests, command.idempotency, "refund_payment")
+            is not None
+        ):
             return await _require(uow, command.payment_id)
         payment = await _require(uow, command.payment_id, for_update=True)
         amount = payment.refund_amount(command.amount)
         refunded = payment.refunded_now(amount, now)
         await _ask(processor.refund(payment.processor_reference, amount), payment)
         await _save(uow, payment, refunded)
-        await _record(uow, command.idempotency, "refund_payment", refunded.name)
+        await idempotency.record(uow.requests, command.idempotency, "refund_payment", refunded.name)
         await uow.commit()
         return refunded
 
@@ -213,16 +224,3 @@ async def _require(uow: UnitOfWork, payment_id: str, *, for_update: bool = False
 
 def _payment_id(name: str) -> str:
     return name.removeprefix("payments/")
-
-
-async def _replay(
-    uow: UnitOfWork, idempotency: Idempotency, operation: str
-) -> RecordedRequest | None:
-    recorded = await uow.requests.find(idempotency.request_id)
-    return check_replay(recorded, operation, idempotency.fingerprint)
-
-
-async def _record(uow: UnitOfWork, idempotency: Idempotency, operation: str, resource: str) -> None:
-    await uow.requests.add(
-        RecordedRequest(idempotency.request_id, operation, idempotency.fingerprint, resource)
-    )

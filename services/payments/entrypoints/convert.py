@@ -7,9 +7,6 @@ reported at once as a ``BadRequest`` field violation.
 
 from __future__ import annotations
 
-import hashlib
-import re
-from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from google.protobuf.message import Message
@@ -21,15 +18,14 @@ from payments.domain import model
 from payments.domain.commands import (
     AuthorizePayment,
     CapturePayment,
-    Idempotency,
     RefundPayment,
     VoidPayment,
 )
 from payments.domain.model import Money, PaymentQuery, PaymentState
-from runtime import paging
+from runtime import paging, requests
 from runtime.errors import FieldViolation, InvalidArgument
+from runtime.requests import parse_name, read_idempotency
 
-MAX_REQUEST_ID = 64
 MAX_PAYMENT_TOKEN = 512
 
 STATE_TO_PROTO = {
@@ -43,23 +39,14 @@ STATE_TO_PROTO = {
 }
 
 
-class Violations:
-    """Collects field violations and raises them together."""
+class Violations(requests.Violations):
+    """Collects field violations; payments give a wrong amount its own reason."""
 
-    def __init__(self) -> None:
-        self.items: list[FieldViolation] = []
-
-    def add(self, field_path: str, description: str) -> None:
-        self.items.append(FieldViolation(field_path, description))
-
-    def extend(self, violations: Iterable[FieldViolation]) -> None:
-        self.items.extend(violations)
-
-    def raise_if_any(self) -> None:
+    def raise_if_any(self, reason: str | None = None) -> None:
         """Raises every violation; reason ``INVALID_AMOUNT`` when only the amount is wrong."""
         if not self.items:
             return
-        error = InvalidArgument.for_fields(self.items)
+        error = InvalidArgument.for_fields(self.items, reason=reason)
         if all(_is_amount(v.field) for v in self.items):
             error.reason = "INVALID_AMOUNT"
         raise error
@@ -69,27 +56,9 @@ def _is_amount(field_path: str) -> bool:
     return field_path == "amount" or field_path.startswith("amount.")
 
 
-def parse_name(
-    name: str,
-    collection: str,
-    field_path: str,
-    violations: Violations,
-    pattern: re.Pattern[str] = model.ID_PATTERN,
-) -> str:
-    """The id in ``{collection}/{id}``; records a violation (and returns "") if malformed."""
-    prefix = f"{collection}/"
-    if not name:
-        violations.add(field_path, "is required")
-        return ""
-    if not name.startswith(prefix) or not pattern.match(name[len(prefix) :]):
-        violations.add(field_path, f"must have the form {collection}/{{id}} with a valid id")
-        return ""
-    return name[len(prefix) :]
-
-
 def parse_payment_name(name: str, field_path: str = "name") -> str:
     violations = Violations()
-    payment_id = parse_name(name, "payments", field_path, violations)
+    payment_id = parse_name(name, "payments", field_path, violations, model.ID_PATTERN)
     violations.raise_if_any()
     return payment_id
 
@@ -132,7 +101,7 @@ def authorize_payment_command(
         violations.add("payment_token", "is required")
     elif len(request.payment_token) > MAX_PAYMENT_TOKEN:
         violations.add("payment_token", f"must be at most {MAX_PAYMENT_TOKEN} characters")
-    idempotency = _idempotency(request, violations, _without_token)
+    idempotency = read_idempotency(request, violations, required=True, redact=_without_token)
     violations.raise_if_any()
     assert amount is not None
     assert idempotency is not None
@@ -143,8 +112,8 @@ def capture_payment_command(
     request: payment_service_pb2.CapturePaymentRequest,
 ) -> CapturePayment:
     violations = Violations()
-    payment_id = parse_name(request.name, "payments", "name", violations)
-    idempotency = _idempotency(request, violations)
+    payment_id = parse_name(request.name, "payments", "name", violations, model.ID_PATTERN)
+    idempotency = read_idempotency(request, violations, required=True)
     violations.raise_if_any()
     assert idempotency is not None
     return CapturePayment(payment_id, idempotency)
@@ -152,8 +121,8 @@ def capture_payment_command(
 
 def void_payment_command(request: payment_service_pb2.VoidPaymentRequest) -> VoidPayment:
     violations = Violations()
-    payment_id = parse_name(request.name, "payments", "name", violations)
-    idempotency = _idempotency(request, violations)
+    payment_id = parse_name(request.name, "payments", "name", violations, model.ID_PATTERN)
+    idempotency = read_idempotency(request, violations, required=True)
     violations.raise_if_any()
     assert idempotency is not None
     return VoidPayment(payment_id, idempotency)
@@ -161,11 +130,11 @@ def void_payment_command(request: payment_service_pb2.VoidPaymentRequest) -> Voi
 
 def refund_payment_command(request: payment_service_pb2.RefundPaymentRequest) -> RefundPayment:
     violations = Violations()
-    payment_id = parse_name(request.name, "payments", "name", violations)
+    payment_id = parse_name(request.name, "payments", "name", violations, model.ID_PATTERN)
     amount = None
     if request.HasField("amount"):
         amount = _amount(request.amount, "amount", violations)
-    idempotency = _idempotency(request, violations)
+    idempotency = read_idempotency(request, violations, required=True)
     violations.raise_if_any()
     assert idempotency is not None
     return RefundPayment(payment_id, amount, idempotency)
@@ -224,32 +193,6 @@ def _without_token(request: Message) -> None:
     """
     assert isinstance(request, payment_service_pb2.AuthorizePaymentRequest)
     request.payment_token = request.payment_token.replace(" ", "").replace("-", "")[-4:]
-
-
-Redaction = Callable[[Message], None]
-
-
-def _idempotency(
-    request: Message, violations: Violations, redact: Redaction | None = None
-) -> Idempotency | None:
-    request_id: str = getattr(request, "request_id")  # noqa: B009 - every mutating request has one
-    if not request_id:
-        violations.add("request_id", "is required: a UUID that makes the call idempotent")
-        return None
-    if len(request_id) > MAX_REQUEST_ID:
-        violations.add("request_id", f"must be at most {MAX_REQUEST_ID} characters (a UUID)")
-        return None
-    return Idempotency(request_id, fingerprint(request, redact))
-
-
-def fingerprint(request: Message, redact: Redaction | None = None) -> str:
-    """A hash of the request without its ``request_id``: what a replay must match."""
-    copy = type(request)()
-    copy.CopyFrom(request)
-    copy.ClearField("request_id")
-    if redact is not None:
-        redact(copy)
-    return hashlib.sha256(copy.SerializeToString(deterministic=True)).hexdigest()
 
 
 def _timestamp(value: datetime | None) -> Timestamp | None:

@@ -7,40 +7,30 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from catalog.adapters.orm import metadata
 from catalog.adapters.unit_of_work import SqlAlchemyUnitOfWork
 from catalog.bootstrap import MIGRATIONS
 from catalog.domain import usecases
-from catalog.domain.commands import CreateCategory, CreateProduct, Idempotency, UpdateProduct
+from catalog.domain.commands import CreateCategory, CreateProduct, UpdateProduct
 from catalog.domain.errors import EtagMismatch, ProductAlreadyExists
 from catalog.domain.model import Money, ProductChanges, ProductQuery
 from runtime import db
+from runtime.idempotency import Idempotency
+from tests.support.database import migrated_engine, schema_differences
 
 NOON = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = db.create_engine(database_url)
-    await db.migrate(engine, MIGRATIONS)
-    yield engine
-    await engine.dispose()
-
-
-def _schema_differences(connection: Connection) -> list[object]:
-    context = MigrationContext.configure(connection)
-    return list(compare_metadata(context, metadata))
+    async with migrated_engine(database_url, MIGRATIONS) as engine:
+        yield engine
 
 
 async def test_migrations_build_exactly_the_declared_schema(engine: AsyncEngine) -> None:
-    async with engine.connect() as connection:
-        differences = await connection.run_sync(_schema_differences)
-    assert differences == []
+    assert await schema_differences(engine, metadata) == []
 
 
 async def test_migrating_twice_changes_nothing(engine: AsyncEngine) -> None:

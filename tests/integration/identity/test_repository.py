@@ -9,9 +9,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from identity.adapters.orm import metadata, refresh_tokens, users
@@ -19,7 +16,7 @@ from identity.adapters.tokens import JwtTokenSigner
 from identity.adapters.unit_of_work import SqlAlchemyUnitOfWork
 from identity.bootstrap import MIGRATIONS
 from identity.domain import usecases
-from identity.domain.commands import Idempotency, Login, RefreshTokens, SignUp
+from identity.domain.commands import Login, RefreshTokens, SignUp
 from identity.domain.errors import (
     EmailAlreadyRegistered,
     RefreshTokenReused,
@@ -27,6 +24,8 @@ from identity.domain.errors import (
 )
 from identity.domain.model import IssuedTokens, TokenLifetimes, hash_refresh_token
 from runtime import db
+from runtime.idempotency import Idempotency
+from tests.support.database import migrated_engine, schema_differences
 from tests.unit.identity.fakes import FakePasswordHasher
 
 NOON = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -38,25 +37,16 @@ LOCK_WAIT_S = 10.0
 
 @pytest.fixture
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = db.create_engine(database_url)
-    await db.migrate(engine, MIGRATIONS)
-    yield engine
-    await engine.dispose()
+    async with migrated_engine(database_url, MIGRATIONS) as engine:
+        yield engine
 
 
 def uow(engine: AsyncEngine) -> SqlAlchemyUnitOfWork:
     return SqlAlchemyUnitOfWork(engine)
 
 
-def _schema_differences(connection: Connection) -> list[object]:
-    context = MigrationContext.configure(connection)
-    return list(compare_metadata(context, metadata))
-
-
 async def test_migrations_build_exactly_the_declared_schema(engine: AsyncEngine) -> None:
-    async with engine.connect() as connection:
-        differences = await connection.run_sync(_schema_differences)
-    assert differences == []
+    assert await schema_differences(engine, metadata) == []
 
 
 async def test_migrating_twice_changes_nothing(engine: AsyncEngine) -> None:

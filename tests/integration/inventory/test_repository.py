@@ -11,9 +11,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from inventory.adapters.orm import metadata
@@ -22,7 +19,6 @@ from inventory.bootstrap import MIGRATIONS
 from inventory.domain import usecases
 from inventory.domain.commands import (
     CommitReservation,
-    Idempotency,
     ReleaseReservation,
     ReserveStock,
 )
@@ -33,6 +29,8 @@ from inventory.domain.errors import (
 )
 from inventory.domain.model import Reservation, ReservationItem, ReservationState, Stock
 from runtime import db
+from runtime.idempotency import Idempotency
+from tests.support.database import migrated_engine, schema_differences
 
 NOON = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 TTL = timedelta(minutes=15)
@@ -41,21 +39,12 @@ AFTER_EXPIRY = NOON + TTL
 
 @pytest.fixture
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = db.create_engine(database_url)
-    await db.migrate(engine, MIGRATIONS)
-    yield engine
-    await engine.dispose()
-
-
-def _schema_differences(connection: Connection) -> list[object]:
-    context = MigrationContext.configure(connection)
-    return list(compare_metadata(context, metadata))
+    async with migrated_engine(database_url, MIGRATIONS) as engine:
+        yield engine
 
 
 async def test_migrations_build_exactly_the_declared_schema(engine: AsyncEngine) -> None:
-    async with engine.connect() as connection:
-        differences = await connection.run_sync(_schema_differences)
-    assert differences == []
+    assert await schema_differences(engine, metadata) == []
 
 
 async def test_migrating_twice_changes_nothing(engine: AsyncEngine) -> None:

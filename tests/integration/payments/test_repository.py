@@ -7,16 +7,13 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from payments.adapters.orm import metadata
 from payments.adapters.unit_of_work import SqlAlchemyUnitOfWork
 from payments.bootstrap import MIGRATIONS
 from payments.domain import usecases
-from payments.domain.commands import AuthorizePayment, CapturePayment, Idempotency, RefundPayment
+from payments.domain.commands import AuthorizePayment, CapturePayment, RefundPayment
 from payments.domain.errors import (
     PaymentDeclined,
     PaymentNotCapturable,
@@ -25,6 +22,8 @@ from payments.domain.errors import (
 )
 from payments.domain.model import Money, Payment, PaymentQuery, PaymentState
 from runtime import db
+from runtime.idempotency import Idempotency
+from tests.support.database import migrated_engine, schema_differences
 from tests.unit.payments.fakes import FakeCardProcessor
 
 NOON = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -33,21 +32,12 @@ CARD = "4242 4242 4242 4242"
 
 @pytest.fixture
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = db.create_engine(database_url)
-    await db.migrate(engine, MIGRATIONS)
-    yield engine
-    await engine.dispose()
-
-
-def _schema_differences(connection: Connection) -> list[object]:
-    context = MigrationContext.configure(connection)
-    return list(compare_metadata(context, metadata))
+    async with migrated_engine(database_url, MIGRATIONS) as engine:
+        yield engine
 
 
 async def test_migrations_build_exactly_the_declared_schema(engine: AsyncEngine) -> None:
-    async with engine.connect() as connection:
-        differences = await connection.run_sync(_schema_differences)
-    assert differences == []
+    assert await schema_differences(engine, metadata) == []
 
 
 async def test_migrating_twice_changes_nothing(engine: AsyncEngine) -> None:

@@ -9,92 +9,39 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, NoReturn
+from collections.abc import AsyncIterator
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from agora.catalog.v1 import catalog_pb2, catalog_service_pb2, catalog_service_pb2_grpc
+from agora.catalog.v1 import catalog_service_pb2, catalog_service_pb2_grpc
 from runtime import context as request_context
 from runtime import errors
 from runtime.clients import DEADLINE_MARGIN, DEFAULT_TIMEOUT, ClientFactory
 from runtime.config import load_server_settings
 from runtime.interceptors import RuntimeInterceptor
-from runtime.server import Service, running
+from runtime.server import running
+from tests.support.catalog_server import (
+    DOMAIN,
+    Context,
+    GetProduct,
+    ProductNotFound,
+    echo,
+    product,
+    scripted_catalog,
+)
 
 CATALOG = catalog_service_pb2.DESCRIPTOR.services_by_name["CatalogService"]
 HEALTH = health_pb2.DESCRIPTOR.services_by_name["Health"]
-DOMAIN = "catalog.agora"
 #: Upper bound for any single wait in these tests; reaching it means the behaviour is broken.
 PATIENCE = 10.0
-
-Context = grpc.aio.ServicerContext[Any, Any]
-GetProduct = Callable[
-    [catalog_service_pb2.GetProductRequest, Context],
-    Awaitable[catalog_service_pb2.GetProductResponse],
-]
-
-
-class ProductNotFound(errors.NotFound):
-    reason = "PRODUCT_NOT_FOUND"
-
-
-async def _not_used_here(self: object, request: object, context: object) -> NoReturn:
-    raise errors.Unknown("not served by this test", reason="NOT_SERVED")
-
-
-class ScriptedCatalog(catalog_service_pb2_grpc.CatalogServiceServicer):
-    """A catalog whose GetProduct is whatever the test says; the other methods fail."""
-
-    def __init__(self, get_product: GetProduct) -> None:
-        self._get_product = get_product
-
-    async def GetProduct(
-        self, request: catalog_service_pb2.GetProductRequest, context: Context
-    ) -> catalog_service_pb2.GetProductResponse:
-        return await self._get_product(request, context)
-
-    CreateCategory = _not_used_here
-    GetCategory = _not_used_here
-    ListCategories = _not_used_here
-    CreateProduct = _not_used_here
-    BatchGetProducts = _not_used_here
-    ListProducts = _not_used_here
-    UpdateProduct = _not_used_here
-    DeleteProduct = _not_used_here
-
-
-async def _always_ready() -> bool:
-    return True
-
-
-async def _echo(
-    request: catalog_service_pb2.GetProductRequest, _context: Context
-) -> catalog_service_pb2.GetProductResponse:
-    return _product(request.name)
-
-
-def _product(name: str, display_name: str = "Assam") -> catalog_service_pb2.GetProductResponse:
-    return catalog_service_pb2.GetProductResponse(
-        product=catalog_pb2.Product(name=name, display_name=display_name)
-    )
 
 
 @contextlib.asynccontextmanager
 async def _catalog(get_product: GetProduct) -> AsyncIterator[str]:
     """Serves a scripted catalog through the runtime; yields its ``host:port``."""
-    servicer = ScriptedCatalog(get_product)
-    service = Service(
-        name="catalog",
-        domain=DOMAIN,
-        service_names=[CATALOG.full_name],
-        register=lambda server: catalog_service_pb2_grpc.add_CatalogServiceServicer_to_server(
-            servicer, server
-        ),
-        readiness=_always_ready,
-    )
+    service = scripted_catalog(get_product)
     settings = load_server_settings(
         "catalog",
         environ={"AGORA_PORT": "0", "AGORA_GRACE_SECONDS": "1", "AGORA_READINESS_INTERVAL": "1"},
@@ -135,7 +82,7 @@ async def test_the_callers_deadline_reaches_the_third_hop(default_timeout: float
     ) -> catalog_service_pb2.GetProductResponse:
         remaining = context.time_remaining()
         seen["C"] = remaining
-        return _product(request.name, display_name=repr(remaining))
+        return product(request.name, display_name=repr(remaining))
 
     def forwarding(hop: str, factory: ClientFactory, target: str) -> GetProduct:
         async def forward(
@@ -174,7 +121,7 @@ async def test_without_an_inbound_deadline_the_default_timeout_applies() -> None
         request: catalog_service_pb2.GetProductRequest, context: Context
     ) -> catalog_service_pb2.GetProductResponse:
         seen.append(context.time_remaining())
-        return _product(request.name)
+        return product(request.name)
 
     async with _factory(default_timeout=7.0) as clients, _catalog(c) as target:
         await _catalog_stub(clients, target).GetProduct(_request())
@@ -197,7 +144,7 @@ async def test_a_call_made_once_the_inbound_budget_is_spent_never_leaves() -> No
         request: catalog_service_pb2.GetProductRequest, _context: Context
     ) -> catalog_service_pb2.GetProductResponse:
         b_calls.append(request.name)
-        return _product(request.name)
+        return product(request.name)
 
     def late_forwarding(clients: ClientFactory, target: str) -> GetProduct:
         async def forward_late(name: str) -> None:
@@ -222,7 +169,7 @@ async def test_a_call_made_once_the_inbound_budget_is_spent_never_leaves() -> No
             late = outcome.result()
             if late is not None:
                 raise late
-            return _product(request.name)
+            return product(request.name)
 
         return forward
 
@@ -260,7 +207,7 @@ def _flaky(failures: int, attempts: list[str]) -> GetProduct:
             raise errors.Unavailable(
                 "the catalog is warming up", reason="WARMING_UP", metadata={"try": "later"}
             )
-        return _product(request.name)
+        return product(request.name)
 
     return get_product
 
@@ -414,7 +361,7 @@ async def test_stubs_from_the_factory_call_through_the_shared_channel() -> None:
         request: catalog_service_pb2.GetProductRequest, context: Context
     ) -> catalog_service_pb2.GetProductResponse:
         calls.append(request.name)
-        return await _echo(request, context)
+        return await echo(request, context)
 
     async with _factory() as clients, _catalog(answer) as target:
         first, second = _catalog_stub(clients, target), _catalog_stub(clients, target)
@@ -427,7 +374,7 @@ async def test_stubs_from_the_factory_call_through_the_shared_channel() -> None:
 
 
 async def test_close_shuts_every_channel_and_later_calls_get_new_ones() -> None:
-    async with _catalog(_echo) as target:
+    async with _catalog(echo) as target:
         clients = ClientFactory()
         old_stub = _catalog_stub(clients, target)
         await old_stub.GetProduct(_request())

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -19,70 +19,26 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2
 
-from agora.catalog.v1 import catalog_pb2, catalog_service_pb2, catalog_service_pb2_grpc
+from agora.catalog.v1 import catalog_service_pb2, catalog_service_pb2_grpc
 from runtime import errors
 from runtime.config import ServerSettings, load_server_settings
-from runtime.server import Cleanup, Service, running
+from runtime.server import Service, running
+from tests.support.catalog_server import (
+    CATALOG,
+    DOMAIN,
+    Context,
+    GetProduct,
+    ProductNotFound,
+    product,
+    scripted_catalog,
+)
 from tests.support.status import bad_requests, error_info, rich_status
 
-CATALOG = "agora.catalog.v1.CatalogService"
 GET_PRODUCT = f"/{CATALOG}/GetProduct"
-DOMAIN = "catalog.agora"
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 #: Upper bound for any single wait in these tests; reaching it means the behaviour is broken.
 PATIENCE = 10.0
-
-Context = grpc.aio.ServicerContext[Any, Any]
-GetProduct = Callable[
-    [catalog_service_pb2.GetProductRequest, Context],
-    Awaitable[catalog_service_pb2.GetProductResponse],
-]
-
-
-class ProductNotFound(errors.NotFound):
-    reason = "PRODUCT_NOT_FOUND"
-
-
-async def _not_used_here(self: object, request: object, context: object) -> NoReturn:
-    raise errors.Unknown("not served by this test", reason="NOT_SERVED")
-
-
-class ScriptedCatalog(catalog_service_pb2_grpc.CatalogServiceServicer):
-    """A catalog whose GetProduct is whatever the test says; the other methods fail."""
-
-    def __init__(self, get_product: GetProduct) -> None:
-        self._get_product = get_product
-
-    async def GetProduct(
-        self, request: catalog_service_pb2.GetProductRequest, context: Context
-    ) -> catalog_service_pb2.GetProductResponse:
-        return await self._get_product(request, context)
-
-    CreateCategory = _not_used_here
-    GetCategory = _not_used_here
-    ListCategories = _not_used_here
-    CreateProduct = _not_used_here
-    BatchGetProducts = _not_used_here
-    ListProducts = _not_used_here
-    UpdateProduct = _not_used_here
-    DeleteProduct = _not_used_here
-
-
-def _product(name: str) -> catalog_service_pb2.GetProductResponse:
-    return catalog_service_pb2.GetProductResponse(
-        product=catalog_pb2.Product(name=name, display_name="Assam")
-    )
-
-
-async def _echo(
-    request: catalog_service_pb2.GetProductRequest, _context: Context
-) -> catalog_service_pb2.GetProductResponse:
-    return _product(request.name)
-
-
-async def _always_ready() -> bool:
-    return True
 
 
 def _settings(**environ: str) -> ServerSettings:
@@ -95,27 +51,6 @@ def _settings(**environ: str) -> ServerSettings:
             "AGORA_GRACE_SECONDS": "5",
             **environ,
         },
-    )
-
-
-def _service(
-    get_product: GetProduct = _echo,
-    *,
-    readiness: Callable[[], Awaitable[bool]] = _always_ready,
-    cleanups: Sequence[Cleanup] = (),
-    interceptors: Sequence[grpc.aio.ServerInterceptor[Any, Any]] = (),
-) -> Service:
-    servicer = ScriptedCatalog(get_product)
-    return Service(
-        name="catalog",
-        domain=DOMAIN,
-        service_names=[CATALOG],
-        register=lambda server: catalog_service_pb2_grpc.add_CatalogServiceServicer_to_server(
-            servicer, server
-        ),
-        readiness=readiness,
-        cleanups=list(cleanups),
-        interceptors=interceptors,
     )
 
 
@@ -186,7 +121,7 @@ async def test_a_domain_error_reaches_the_caller_with_its_code_anderror_info() -
             f"product {request.name!r} does not exist", metadata={"product": request.name}
         )
 
-    async with _serving(_service(missing)) as channel:
+    async with _serving(scripted_catalog(missing)) as channel:
         error = await _failed_get(channel, "products/earl-grey")
 
     assert error.code() == grpc.StatusCode.NOT_FOUND
@@ -211,7 +146,7 @@ async def test_an_invalid_argument_carries_every_field_violation() -> None:
     ) -> catalog_service_pb2.GetProductResponse:
         raise errors.InvalidArgument.for_fields(violations)
 
-    async with _serving(_service(invalid)) as channel:
+    async with _serving(scripted_catalog(invalid)) as channel:
         error = await _failed_get(channel, "teapots/1")
 
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -234,7 +169,7 @@ async def test_an_unexpected_exception_is_internal_and_does_not_leak_its_text(
         raise RuntimeError(secret)
 
     with caplog.at_level(logging.ERROR, logger="agora.runtime"):
-        async with _serving(_service(broken)) as channel:
+        async with _serving(scripted_catalog(broken)) as channel:
             error = await _failed_get(channel, "products/tea")
 
     assert error.code() == grpc.StatusCode.INTERNAL
@@ -268,7 +203,7 @@ async def test_a_service_interceptor_error_is_mapped_like_a_handler_error() -> N
 
             return grpc.unary_unary_rpc_method_handler(reject)
 
-    async with _serving(_service(interceptors=[RequireToken()])) as channel:
+    async with _serving(scripted_catalog(interceptors=[RequireToken()])) as channel:
         error = await _failed_get(channel, "products/tea")
         stub = catalog_service_pb2_grpc.CatalogServiceStub(channel)
         allowed = await stub.GetProduct(
@@ -290,10 +225,10 @@ async def test_every_call_is_logged_with_its_code_and_reason(
     ) -> catalog_service_pb2.GetProductResponse:
         if request.name == "products/missing":
             raise ProductNotFound("no such product")
-        return _product(request.name)
+        return product(request.name)
 
     with caplog.at_level(logging.INFO, logger="agora.access"):
-        async with _serving(_service(missing)) as channel:
+        async with _serving(scripted_catalog(missing)) as channel:
             await _get(channel, "products/tea")
             await _failed_get(channel, "products/missing")
 
@@ -314,7 +249,7 @@ async def test_every_call_is_logged_with_its_code_and_reason(
     ],
 )
 async def test_a_body_that_is_not_a_valid_request_is_malformed_request(body: bytes) -> None:
-    async with _serving(_service()) as channel:
+    async with _serving(scripted_catalog()) as channel:
         # No serializers: the bytes go out as they are and come back as bytes.
         raw = channel.unary_unary(GET_PRODUCT, request_serializer=None, response_deserializer=None)
         with pytest.raises(grpc.aio.AioRpcError) as raised:
@@ -330,7 +265,7 @@ async def test_a_body_that_is_not_a_valid_request_is_malformed_request(body: byt
 async def test_an_oversized_request_is_resource_exhausted_and_the_server_keeps_serving() -> None:
     huge = "products/" + "x" * (4 * 1024 * 1024)
 
-    async with _serving(_service()) as channel:
+    async with _serving(scripted_catalog()) as channel:
         error = await _failed_get(channel, huge)
         still_serving = await _get(channel, "products/tea")
 
@@ -347,10 +282,10 @@ async def test_calls_beyond_the_concurrency_limit_are_shed() -> None:
         if request.name == "products/slow":
             started.set()
             await release.wait()
-        return _product(request.name)
+        return product(request.name)
 
     settings = _settings(AGORA_MAX_CONCURRENT_RPCS="1")
-    async with _serving(_service(slow), settings) as channel:
+    async with _serving(scripted_catalog(slow), settings) as channel:
         first = asyncio.ensure_future(_get(channel, "products/slow"))
         await _handler_started(started, first)
         shed = await _failed_get(channel, "products/second")
@@ -368,7 +303,7 @@ async def test_calls_beyond_the_concurrency_limit_are_shed() -> None:
 
 @pytest.mark.parametrize("name", ["", CATALOG])
 async def test_health_check_reports_serving_for_the_server_and_each_service(name: str) -> None:
-    async with _serving(_service()) as channel:
+    async with _serving(scripted_catalog()) as channel:
         health = _health(channel)
         response = await health.Check(health_pb2.HealthCheckRequest(service=name), timeout=PATIENCE)
 
@@ -376,7 +311,7 @@ async def test_health_check_reports_serving_for_the_server_and_each_service(name
 
 
 async def test_health_check_of_an_unknown_service_is_not_found() -> None:
-    async with _serving(_service()) as channel:
+    async with _serving(scripted_catalog()) as channel:
         health = _health(channel)
         with pytest.raises(grpc.aio.AioRpcError) as raised:
             await health.Check(
@@ -391,7 +326,7 @@ async def test_health_check_is_not_serving_while_the_dependencies_are_down() -> 
     async def down() -> bool:
         return False
 
-    async with _serving(_service(readiness=down)) as channel:
+    async with _serving(scripted_catalog(readiness=down)) as channel:
         health = _health(channel)
         response = await health.Check(
             health_pb2.HealthCheckRequest(service=CATALOG), timeout=PATIENCE
@@ -408,7 +343,7 @@ async def test_health_watch_follows_the_readiness_probe(name: str) -> None:
     async def probe() -> bool:
         return ready
 
-    async with _serving(_service(readiness=probe)) as channel:
+    async with _serving(scripted_catalog(readiness=probe)) as channel:
         health = _health(channel)
         watch = health.Watch(health_pb2.HealthCheckRequest(service=name), timeout=PATIENCE)
         seen = [(await asyncio.wait_for(watch.read(), PATIENCE)).status]
@@ -430,7 +365,7 @@ async def test_health_watch_survives_a_probe_that_raises() -> None:
             raise current
         return current
 
-    async with _serving(_service(readiness=probe)) as channel:
+    async with _serving(scripted_catalog(readiness=probe)) as channel:
         health = _health(channel)
         watch = health.Watch(health_pb2.HealthCheckRequest(service=CATALOG), timeout=PATIENCE)
         first = (await asyncio.wait_for(watch.read(), PATIENCE)).status
@@ -449,7 +384,7 @@ async def test_health_watch_survives_a_probe_that_raises() -> None:
     ],
 )
 async def test_reflection_lists_the_services_under_both_protocol_versions(path: str) -> None:
-    async with _serving(_service()) as channel:
+    async with _serving(scripted_catalog()) as channel:
         reflect = channel.stream_stream(
             path,
             request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
@@ -504,7 +439,7 @@ async def test_shutdown_drains_in_flight_calls_refuses_new_ones_and_runs_cleanup
             started.set()
             await release.wait()
         answered.append(request.name)
-        return _product(request.name)
+        return product(request.name)
 
     async def close_engine() -> None:
         answered_before_cleanup.append(list(answered))
@@ -514,7 +449,7 @@ async def test_shutdown_drains_in_flight_calls_refuses_new_ones_and_runs_cleanup
         cleaned.append("channels")
 
     background = Background(
-        _service(slow, cleanups=[close_engine, close_channels]),
+        scripted_catalog(slow, cleanups=[close_engine, close_channels]),
         _settings(AGORA_GRACE_SECONDS="30"),
     )
     server = asyncio.create_task(background.serve())
@@ -562,7 +497,7 @@ class Doomed:
     async def fail_during_drain(self, handler: GetProduct, grace: str) -> grpc.aio.AioRpcError:
         """Serves ``handler``, calls it, starts the shutdown, lets the call fail, waits for stop."""
         background = Background(
-            _service(handler, cleanups=[self.cleanup]), _settings(AGORA_GRACE_SECONDS=grace)
+            scripted_catalog(handler, cleanups=[self.cleanup]), _settings(AGORA_GRACE_SECONDS=grace)
         )
         server = asyncio.create_task(background.serve())
         port = await asyncio.wait_for(background.port, PATIENCE)
@@ -592,7 +527,7 @@ async def test_a_handler_that_aborts_while_the_server_drains_does_not_hold_up_st
         request: catalog_service_pb2.GetProductRequest, context: Context
     ) -> catalog_service_pb2.GetProductResponse:
         if request.name != "products/doomed":
-            return _product(request.name)
+            return product(request.name)
         doomed.started.set()
         await doomed.release.wait()
         if how == "context-abort":
@@ -614,7 +549,7 @@ async def test_cleanups_run_after_a_handler_failing_with_an_agora_error_has_fini
         request: catalog_service_pb2.GetProductRequest, _context: Context
     ) -> catalog_service_pb2.GetProductResponse:
         if request.name != "products/doomed":
-            return _product(request.name)
+            return product(request.name)
         doomed.started.set()
         try:
             await doomed.release.wait()
@@ -642,7 +577,7 @@ async def test_cleanups_run_after_a_handler_that_called_context_abort_has_finish
         request: catalog_service_pb2.GetProductRequest, context: Context
     ) -> catalog_service_pb2.GetProductResponse:
         if request.name != "products/doomed":
-            return _product(request.name)
+            return product(request.name)
         doomed.started.set()
         try:
             await doomed.release.wait()

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from catalog.domain.errors import CategoryAlreadyExists, ProductAlreadyExists
 from catalog.domain.model import Category, Page, Product, ProductQuery
 from catalog.domain.ports import CategoryRepository, ProductRepository, UnitOfWork
-from runtime.idempotency import RecordedRequest, RequestLog
+from runtime.idempotency import RecordedRequest
+from tests.support import fakes
 
 
 @dataclass
@@ -86,36 +86,9 @@ class FakeProductRepository(ProductRepository):
         return Page(items, items[-1].id if len(found) > query.page_size else None)
 
 
-class FakeRequestLog(RequestLog):
-    def __init__(self, store: FakeStore) -> None:
-        self._store = store
-
-    async def find(self, request_id: str) -> RecordedRequest | None:
-        return self._store.requests.get(request_id)
-
-    async def add(self, request: RecordedRequest) -> None:
-        self._store.requests[request.request_id] = request
-
-
-class FakeUnitOfWork(UnitOfWork):
+class FakeUnitOfWork(fakes.FakeUnitOfWork[FakeStore], UnitOfWork):
     """Works on a copy of the store; commit publishes the copy, so rollback really discards."""
 
-    def __init__(self, store: FakeStore) -> None:
-        self._committed = store
-        self.commits = 0
-
-    async def __aenter__(self) -> UnitOfWork:
-        self._working = copy.deepcopy(self._committed)
-        self.categories = FakeCategoryRepository(self._working)
-        self.products = FakeProductRepository(self._working)
-        self.requests = FakeRequestLog(self._working)
-        return self
-
-    async def commit(self) -> None:
-        self._committed.categories = self._working.categories
-        self._committed.products = self._working.products
-        self._committed.requests = self._working.requests
-        self.commits += 1
-
-    async def rollback(self) -> None:
-        self._working = copy.deepcopy(self._committed)
+    def _bind(self, working: FakeStore) -> None:
+        self.categories = FakeCategoryRepository(working)
+        self.products = FakeProductRepository(working)

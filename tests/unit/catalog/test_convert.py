@@ -9,6 +9,7 @@ from google.type import money_pb2
 from agora.catalog.v1 import catalog_pb2
 from agora.catalog.v1 import catalog_service_pb2 as pb
 from catalog.entrypoints import convert
+from runtime import requests
 from runtime.errors import InvalidArgument
 
 TEA = catalog_pb2.Product(
@@ -56,8 +57,8 @@ def test_the_fingerprint_ignores_the_request_id_but_not_the_content() -> None:
     a = pb.CreateProductRequest(product=TEA, request_id="r-1")
     b = pb.CreateProductRequest(product=TEA, request_id="r-2")
     c = pb.CreateProductRequest(product=TEA, product_id="other", request_id="r-1")
-    assert convert.fingerprint(a) == convert.fingerprint(b)
-    assert convert.fingerprint(a) != convert.fingerprint(c)
+    assert requests.fingerprint(a) == requests.fingerprint(b)
+    assert requests.fingerprint(a) != requests.fingerprint(c)
 
 
 def test_update_without_a_mask_changes_the_fields_that_are_set() -> None:

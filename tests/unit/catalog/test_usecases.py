@@ -11,7 +11,6 @@ from catalog.domain.commands import (
     CreateCategory,
     CreateProduct,
     DeleteProduct,
-    Idempotency,
     UpdateProduct,
 )
 from catalog.domain.errors import (
@@ -24,6 +23,7 @@ from catalog.domain.errors import (
 )
 from catalog.domain.model import Money, ProductChanges, ProductQuery
 from runtime.errors import InvalidArgument
+from runtime.idempotency import Idempotency
 from tests.unit.catalog.fakes import FakeStore, FakeUnitOfWork
 
 NOON = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -17,7 +16,8 @@ from identity.domain.ports import (
     UnitOfWork,
     UserRepository,
 )
-from runtime.idempotency import RecordedRequest, RequestLog
+from runtime.idempotency import RecordedRequest
+from tests.support import fakes
 
 
 @dataclass
@@ -116,39 +116,13 @@ class FakeSigningKeyRepository(SigningKeyRepository):
         return retired
 
 
-class FakeRequestLog(RequestLog):
-    def __init__(self, store: FakeStore) -> None:
-        self._store = store
-
-    async def find(self, request_id: str) -> RecordedRequest | None:
-        return self._store.requests.get(request_id)
-
-    async def add(self, request: RecordedRequest) -> None:
-        self._store.requests[request.request_id] = request
-
-
-class FakeUnitOfWork(UnitOfWork):
+class FakeUnitOfWork(fakes.FakeUnitOfWork[FakeStore], UnitOfWork):
     """Works on a copy of the store; commit publishes the copy, so rollback really discards."""
 
-    def __init__(self, store: FakeStore) -> None:
-        self._committed = store
-        self.commits = 0
-
-    async def __aenter__(self) -> UnitOfWork:
-        self._working = copy.deepcopy(self._committed)
-        self.users = FakeUserRepository(self._working)
-        self.tokens = FakeRefreshTokenRepository(self._working)
-        self.keys = FakeSigningKeyRepository(self._working)
-        self.requests = FakeRequestLog(self._working)
-        return self
-
-    async def commit(self) -> None:
-        for name in ("users", "families", "tokens", "keys", "requests"):
-            setattr(self._committed, name, getattr(self._working, name))
-        self.commits += 1
-
-    async def rollback(self) -> None:
-        self._working = copy.deepcopy(self._committed)
+    def _bind(self, working: FakeStore) -> None:
+        self.users = FakeUserRepository(working)
+        self.tokens = FakeRefreshTokenRepository(working)
+        self.keys = FakeSigningKeyRepository(working)
 
 
 class FakePasswordHasher(PasswordHasher):

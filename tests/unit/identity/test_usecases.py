@@ -9,7 +9,7 @@ import pytest
 
 from identity.adapters.tokens import JwtTokenSigner
 from identity.domain import usecases
-from identity.domain.commands import Idempotency, Login, RefreshTokens, SignUp
+from identity.domain.commands import Login, RefreshTokens, SignUp
 from identity.domain.errors import (
     CallerUnauthenticated,
     EmailAlreadyRegistered,
@@ -23,6 +23,7 @@ from identity.domain.errors import (
 )
 from identity.domain.model import Caller, IssuedTokens, TokenLifetimes, hash_refresh_token
 from runtime.errors import InvalidArgument
+from runtime.idempotency import Idempotency
 from tests.unit.identity.fakes import FakePasswordHasher, FakeStore, FakeUnitOfWork
 
 NOON = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -15,7 +14,8 @@ from inventory.domain.ports import (
     StockRepository,
     UnitOfWork,
 )
-from runtime.idempotency import RecordedRequest, RequestLog
+from runtime.idempotency import RecordedRequest
+from tests.support import fakes
 
 
 @dataclass
@@ -130,39 +130,12 @@ class FakeReservationRepository(ReservationRepository):
         return [r.id for r in found[:limit]]
 
 
-class FakeRequestLog(RequestLog):
-    def __init__(self, store: FakeStore) -> None:
-        self._store = store
-
-    async def find(self, request_id: str) -> RecordedRequest | None:
-        return self._store.requests.get(request_id)
-
-    async def add(self, request: RecordedRequest) -> None:
-        self._store.requests[request.request_id] = request
-
-
-class FakeUnitOfWork(UnitOfWork):
+class FakeUnitOfWork(fakes.FakeUnitOfWork[FakeStore], UnitOfWork):
     """Works on a copy of the store; commit publishes the copy, so rollback really discards."""
 
-    def __init__(self, store: FakeStore) -> None:
-        self._committed = store
-        self.commits = 0
-
-    async def __aenter__(self) -> UnitOfWork:
-        self._working = copy.deepcopy(self._committed)
-        self.stocks = FakeStockRepository(self._working)
-        self.reservations = FakeReservationRepository(self._working)
-        self.requests = FakeRequestLog(self._working)
-        return self
-
-    async def commit(self) -> None:
-        self._committed.stocks = self._working.stocks
-        self._committed.reservations = self._working.reservations
-        self._committed.requests = self._working.requests
-        self.commits += 1
-
-    async def rollback(self) -> None:
-        self._working = copy.deepcopy(self._committed)
+    def _bind(self, working: FakeStore) -> None:
+        self.stocks = FakeStockRepository(working)
+        self.reservations = FakeReservationRepository(working)
 
 
 class FakeProductCatalog(ProductCatalog):

@@ -11,6 +11,7 @@ from agora.inventory.v1 import inventory_pb2
 from agora.inventory.v1 import inventory_service_pb2 as pb
 from inventory.domain.model import Reservation, ReservationItem, ReservationState, Stock
 from inventory.entrypoints import convert
+from runtime import requests
 from runtime.errors import InvalidArgument
 
 NOON = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -48,7 +49,7 @@ def test_the_fingerprint_ignores_the_request_id_only() -> None:
     a = pb.SetStockRequest(name="products/assam/stock", on_hand=5, request_id="r1")
     b = pb.SetStockRequest(name="products/assam/stock", on_hand=5, request_id="r2")
     c = pb.SetStockRequest(name="products/assam/stock", on_hand=6, request_id="r1")
-    assert convert.fingerprint(a) == convert.fingerprint(b) != convert.fingerprint(c)
+    assert requests.fingerprint(a) == requests.fingerprint(b) != requests.fingerprint(c)
 
 
 def test_reserve_defaults_the_ttl_and_keeps_the_item_order() -> None:

@@ -9,7 +9,6 @@ import pytest
 from inventory.domain import usecases
 from inventory.domain.commands import (
     CommitReservation,
-    Idempotency,
     ReleaseReservation,
     ReserveStock,
     SetStock,
@@ -29,6 +28,7 @@ from inventory.domain.errors import (
 )
 from inventory.domain.model import Reservation, ReservationItem, ReservationState
 from runtime.errors import InvalidArgument
+from runtime.idempotency import Idempotency
 from tests.unit.inventory.fakes import FakeProductCatalog, FakeStore, FakeUnitOfWork
 
 NOON = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

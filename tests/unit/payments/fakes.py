@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import copy
 from collections import Counter
 from dataclasses import dataclass, field
 
 from payments.domain.errors import ProcessorTimeout, ProcessorUnavailable
 from payments.domain.model import Authorization, DeclineReason, Money, Page, Payment, PaymentQuery
 from payments.domain.ports import CardProcessor, PaymentRepository, UnitOfWork
-from runtime.idempotency import RecordedRequest, RequestLog
+from runtime.idempotency import RecordedRequest
+from tests.support import fakes
 
 
 @dataclass
@@ -64,37 +64,11 @@ class FakePaymentRepository(PaymentRepository):
         return Page(items, (items[-1].create_time, items[-1].id) if more else None)
 
 
-class FakeRequestLog(RequestLog):
-    def __init__(self, store: FakeStore) -> None:
-        self._store = store
-
-    async def find(self, request_id: str) -> RecordedRequest | None:
-        return self._store.requests.get(request_id)
-
-    async def add(self, request: RecordedRequest) -> None:
-        self._store.requests[request.request_id] = request
-
-
-class FakeUnitOfWork(UnitOfWork):
+class FakeUnitOfWork(fakes.FakeUnitOfWork[FakeStore], UnitOfWork):
     """Works on a copy of the store; commit publishes the copy, so rollback really discards."""
 
-    def __init__(self, store: FakeStore) -> None:
-        self._committed = store
-        self.commits = 0
-
-    async def __aenter__(self) -> UnitOfWork:
-        self._working = copy.deepcopy(self._committed)
-        self.payments = FakePaymentRepository(self._working, self._committed)
-        self.requests = FakeRequestLog(self._working)
-        return self
-
-    async def commit(self) -> None:
-        self._committed.payments = self._working.payments
-        self._committed.requests = self._working.requests
-        self.commits += 1
-
-    async def rollback(self) -> None:
-        self._working = copy.deepcopy(self._committed)
+    def _bind(self, working: FakeStore) -> None:
+        self.payments = FakePaymentRepository(working, self._committed)
 
 
 class FakeCardProcessor(CardProcessor):

@@ -11,7 +11,6 @@ from payments.domain import usecases
 from payments.domain.commands import (
     AuthorizePayment,
     CapturePayment,
-    Idempotency,
     RefundPayment,
     VoidPayment,
 )
@@ -28,6 +27,7 @@ from payments.domain.errors import (
 )
 from payments.domain.model import Money, Payment, PaymentQuery, PaymentState
 from runtime.errors import InvalidArgument
+from runtime.idempotency import Idempotency
 from tests.unit.payments.fakes import FakeCardProcessor, FakeStore, FakeUnitOfWork
 
 NOON = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

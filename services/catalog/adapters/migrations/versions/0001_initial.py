@@ -7,6 +7,8 @@ Revises:
 import sqlalchemy as sa
 from alembic import op
 
+from runtime import db
+
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -37,16 +39,7 @@ def upgrade() -> None:
     op.create_index(
         "products_by_price", "products", ["price_currency", "price_units", "price_nanos"]
     )
-    op.create_table(
-        "request_log",
-        sa.Column("request_id", sa.String(64), primary_key=True),
-        sa.Column("operation", sa.String(64), nullable=False),
-        sa.Column("fingerprint", sa.String(64), nullable=False),
-        sa.Column("resource", sa.String(256), nullable=False),
-        sa.Column(
-            "create_time", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
-        ),
-    )
+    db.create_request_log_table()
 
 
 def downgrade() -> None:

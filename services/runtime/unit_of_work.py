@@ -1,0 +1,50 @@
+"""The unit-of-work port the services share: one transaction, rolled back unless committed.
+
+Plain Python (no SQLAlchemy), so domains may import it. A service's port subclasses it and
+declares only its repositories; :class:`runtime.db.SqlAlchemyUnitOfWork` implements it::
+
+    class UnitOfWork(runtime.unit_of_work.UnitOfWork):
+        products: ProductRepository
+
+    async with uow.writing() as tx:
+        await tx.products.add(product)
+        await tx.commit()
+"""
+
+from __future__ import annotations
+
+import abc
+from types import TracebackType
+from typing import Self
+
+from runtime.idempotency import RequestLog
+
+
+class UnitOfWork(abc.ABC):
+    """One transaction over a service's repositories; ``commit`` makes the changes durable."""
+
+    requests: RequestLog
+    #: Whether the transaction will write; set through :meth:`writing` before entering.
+    writes: bool = False
+
+    def writing(self) -> Self:
+        """Declares that this transaction writes, so it can take its locks up front."""
+        self.writes = True
+        return self
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.rollback()
+
+    @abc.abstractmethod
+    async def commit(self) -> None: ...
+
+    @abc.abstractmethod
+    async def rollback(self) -> None: ...
