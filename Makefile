@@ -21,8 +21,8 @@ help:
 $(VENV)/.stamp: requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q -r requirements.lock
-	# generated/python and services/ are import roots for every tool in the venv.
-	printf '%s\n%s\n' "$(CURDIR)/generated/python" "$(CURDIR)/services" \
+	# generated/python, services/ and clients/python are import roots for every tool in the venv.
+	printf '%s\n' "$(CURDIR)/generated/python" "$(CURDIR)/services" "$(CURDIR)/clients/python" \
 	  > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/agora-paths.pth"
 	touch $@
 
@@ -64,8 +64,8 @@ release-contracts: venv
 
 # Lint the Python code (ruff, mypy).
 lint: venv
-	ruff check services tests scripts bench
-	ruff format --check services tests scripts bench
+	ruff check services tests scripts bench clients/python
+	ruff format --check services tests scripts bench clients/python
 	mypy
 
 # Run every test: unit, integration (SQLite and PostgreSQL), e2e over real processes, Go.
