@@ -5,7 +5,7 @@
 problem in a :class:`Violations` and raises them together as one ``BadRequest``::
 
     violations = Violations()
-    product_id = parse_name(request.name, "products", "name", violations, model.ID_PATTERN)
+    product_id = parse_name(request.name, "products", "name", violations)
     idempotency = read_idempotency(request, violations)
     violations.raise_if_any()
     return DeleteProduct(product_id, request.etag, idempotency)
@@ -21,6 +21,7 @@ from google.protobuf.message import Message
 
 from runtime.errors import FieldViolation, InvalidArgument
 from runtime.idempotency import Idempotency
+from runtime.names import ID_PATTERN
 
 #: The longest ``request_id`` accepted (a UUID needs 36 characters).
 MAX_REQUEST_ID = 64
@@ -52,16 +53,17 @@ def parse_name(
     collection: str,
     field_path: str,
     violations: Violations,
-    pattern: re.Pattern[str],
+    pattern: re.Pattern[str] = ID_PATTERN,
     *,
     suffix: str = "",
     variable: str = "id",
 ) -> str:
     """The id in ``{collection}/{id}{suffix}``; records a violation and returns "" if malformed.
 
-    ``pattern`` is what the id must match; ``variable`` names the id in the message, as in
-    ``users/{user}``. For example ``parse_name("products/tea/stock", "products", "name",
-    violations, ID_PATTERN, suffix="/stock")`` returns ``"tea"``.
+    ``pattern`` is what the id must match (by default the rule of :mod:`runtime.names`);
+    ``variable`` names the id in the message, as in ``users/{user}``. For example
+    ``parse_name("products/tea/stock", "products", "name", violations, suffix="/stock")``
+    returns ``"tea"``.
     """
     prefix = f"{collection}/"
     if not name:
@@ -72,6 +74,21 @@ def parse_name(
         form = f"{collection}/{{{variable}}}{suffix}"
         violations.add(field_path, f"must have the form {form} with a valid id")
         return ""
+    return found
+
+
+def require_name(
+    name: str,
+    collection: str,
+    field_path: str = "name",
+    *,
+    suffix: str = "",
+    variable: str = "id",
+) -> str:
+    """Like :func:`parse_name` for a request with one name: raises InvalidArgument if bad."""
+    violations = Violations()
+    found = parse_name(name, collection, field_path, violations, suffix=suffix, variable=variable)
+    violations.raise_if_any()
     return found
 
 

@@ -9,8 +9,6 @@ from datetime import datetime
 
 from runtime.errors import FieldViolation
 
-#: Ids are the last segment of a resource name: ``products/{id}``.
-ID_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 CURRENCY_PATTERN = re.compile(r"^[A-Z]{3}$")
 MAX_DISPLAY_NAME = 200
 MAX_DESCRIPTION = 10_000
@@ -135,17 +133,6 @@ class Page:
 
     items: list[Product] = field(default_factory=list)
     next_after: str | None = None
-
-
-def validate_id(value: str, field_path: str) -> list[FieldViolation]:
-    if ID_PATTERN.match(value):
-        return []
-    return [
-        FieldViolation(
-            field_path,
-            "must be 1-63 lowercase letters, digits and hyphens, starting with a letter",
-        )
-    ]
 
 
 def validate_display_name(value: str, field_path: str) -> list[FieldViolation]:

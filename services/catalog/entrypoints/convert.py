@@ -20,7 +20,8 @@ from catalog.domain.commands import (
 )
 from catalog.domain.model import Money, ProductChanges, ProductQuery
 from runtime import paging
-from runtime.requests import Violations, parse_name, read_idempotency
+from runtime.names import validate_id
+from runtime.requests import Violations, parse_name, read_idempotency, require_name
 
 #: Paths of ``Product`` that UpdateProduct may change, and how they map onto the domain.
 MUTABLE_PRODUCT_FIELDS = ("display_name", "description", "category", "price")
@@ -30,17 +31,11 @@ MAX_BATCH = 100
 
 
 def parse_product_name(name: str, field_path: str = "name") -> str:
-    violations = Violations()
-    product_id = parse_name(name, "products", field_path, violations, model.ID_PATTERN)
-    violations.raise_if_any()
-    return product_id
+    return require_name(name, "products", field_path)
 
 
 def parse_category_name(name: str, field_path: str = "name") -> str:
-    violations = Violations()
-    category_id = parse_name(name, "categories", field_path, violations, model.ID_PATTERN)
-    violations.raise_if_any()
-    return category_id
+    return require_name(name, "categories", field_path)
 
 
 def money_from_proto(money: money_pb2.Money) -> Money:
@@ -80,7 +75,7 @@ def create_category_command(request: catalog_service_pb2.CreateCategoryRequest) 
         model.validate_display_name(request.category.display_name, "category.display_name")
     )
     if request.category_id:
-        violations.extend(model.validate_id(request.category_id, "category_id"))
+        violations.extend(validate_id(request.category_id, "category_id"))
     idempotency = read_idempotency(request, violations)
     violations.raise_if_any()
     return CreateCategory(request.category_id, request.category.display_name, idempotency)
@@ -93,12 +88,10 @@ def create_product_command(request: catalog_service_pb2.CreateProductRequest) ->
         violations.add("product", "is required")
     violations.extend(model.validate_display_name(product.display_name, "product.display_name"))
     violations.extend(model.validate_description(product.description, "product.description"))
-    category_id = parse_name(
-        product.category, "categories", "product.category", violations, model.ID_PATTERN
-    )
+    category_id = parse_name(product.category, "categories", "product.category", violations)
     price = _required_price(product, "product.price", violations)
     if request.product_id:
-        violations.extend(model.validate_id(request.product_id, "product_id"))
+        violations.extend(validate_id(request.product_id, "product_id"))
     idempotency = read_idempotency(request, violations)
     violations.raise_if_any()
     assert price is not None
@@ -115,7 +108,7 @@ def create_product_command(request: catalog_service_pb2.CreateProductRequest) ->
 def update_product_command(request: catalog_service_pb2.UpdateProductRequest) -> UpdateProduct:
     violations = Violations()
     product = request.product
-    product_id = parse_name(product.name, "products", "product.name", violations, model.ID_PATTERN)
+    product_id = parse_name(product.name, "products", "product.name", violations)
     paths = _update_paths(request, violations)
     changes: dict[str, object] = {}
     for path in paths:
@@ -131,7 +124,7 @@ def update_product_command(request: catalog_service_pb2.UpdateProductRequest) ->
             changes["description"] = product.description
         elif path == "category":
             changes["category_id"] = parse_name(
-                product.category, "categories", "product.category", violations, model.ID_PATTERN
+                product.category, "categories", "product.category", violations
             )
         elif path == "price":
             changes["price"] = _required_price(product, "product.price", violations)
@@ -147,7 +140,7 @@ def update_product_command(request: catalog_service_pb2.UpdateProductRequest) ->
 
 def delete_product_command(request: catalog_service_pb2.DeleteProductRequest) -> DeleteProduct:
     violations = Violations()
-    product_id = parse_name(request.name, "products", "name", violations, model.ID_PATTERN)
+    product_id = parse_name(request.name, "products", "name", violations)
     idempotency = read_idempotency(request, violations)
     violations.raise_if_any()
     return DeleteProduct(product_id, request.etag, idempotency)
@@ -160,8 +153,7 @@ def batch_get_ids(request: catalog_service_pb2.BatchGetProductsRequest) -> list[
     elif len(request.names) > MAX_BATCH:
         violations.add("names", f"must name at most {MAX_BATCH} products")
     ids = [
-        parse_name(n, "products", f"names[{i}]", violations, model.ID_PATTERN)
-        for i, n in enumerate(request.names)
+        parse_name(n, "products", f"names[{i}]", violations) for i, n in enumerate(request.names)
     ]
     violations.raise_if_any()
     return ids
@@ -171,9 +163,7 @@ def product_query(request: catalog_service_pb2.ListProductsRequest) -> ProductQu
     violations = Violations()
     category_id = None
     if request.category:
-        category_id = parse_name(
-            request.category, "categories", "category", violations, model.ID_PATTERN
-        )
+        category_id = parse_name(request.category, "categories", "category", violations)
     bounds: dict[str, Money | None] = {}
     for field_name in ("min_price", "max_price"):
         bound = None

@@ -17,8 +17,6 @@ from runtime.errors import FieldViolation
 
 #: The ``iss`` claim of every access token.
 ISSUER = "identity.agora"
-#: Ids are the last segment of a resource name: ``users/{id}``.
-ID_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 MAX_EMAIL = 254
 MAX_EMAIL_LOCAL_PART = 64
 MIN_PASSWORD = 8

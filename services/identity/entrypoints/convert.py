@@ -17,7 +17,7 @@ from agora.identity.v1 import identity_service_pb2, user_pb2
 from identity.domain import model
 from identity.domain.commands import Login, RefreshTokens, SignUp
 from runtime.errors import FieldViolation
-from runtime.requests import Violations, parse_name, read_idempotency, without_fields
+from runtime.requests import Violations, read_idempotency, require_name, without_fields
 
 #: SignUp's reason when every problem is in one of these fields, as the contract names them.
 _SIGN_UP_REASONS = {"email": "INVALID_EMAIL", "password": "INVALID_PASSWORD"}
@@ -25,10 +25,7 @@ _SIGN_UP_REASONS = {"email": "INVALID_EMAIL", "password": "INVALID_PASSWORD"}
 
 def parse_user_name(name: str, field_path: str = "name") -> str:
     """The id in ``users/{id}``."""
-    violations = Violations()
-    user_id = parse_name(name, "users", field_path, violations, model.ID_PATTERN, variable="user")
-    violations.raise_if_any()
-    return user_id
+    return require_name(name, "users", field_path, variable="user")
 
 
 def sign_up_command(request: identity_service_pb2.SignUpRequest) -> SignUp:

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from runtime.errors import FieldViolation
 
-#: Ids are the last segment of a resource name, as in the catalog: ``products/{id}``.
-ID_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 MAX_ON_HAND = 1_000_000_000
 MAX_QUANTITY = 10_000
 MAX_ITEMS = 100
@@ -103,17 +100,6 @@ class Reservation:
     def items_by_product(self) -> list[ReservationItem]:
         """The items sorted by product: every writer locks stock rows in this one order."""
         return sorted(self.items, key=lambda item: item.product_id)
-
-
-def validate_id(value: str, field_path: str) -> list[FieldViolation]:
-    if ID_PATTERN.match(value):
-        return []
-    return [
-        FieldViolation(
-            field_path,
-            "must be 1-63 lowercase letters, digits and hyphens, starting with a letter",
-        )
-    ]
 
 
 def validate_on_hand(value: int, field_path: str) -> list[FieldViolation]:

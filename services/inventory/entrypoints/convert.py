@@ -20,7 +20,7 @@ from inventory.domain.commands import (
     SetStock,
 )
 from inventory.domain.model import Reservation, ReservationItem, ReservationState, Stock
-from runtime.requests import Violations, parse_name, read_idempotency
+from runtime.requests import Violations, parse_name, read_idempotency, require_name
 
 _STATES = {
     ReservationState.ACTIVE: inventory_pb2.RESERVATION_STATE_ACTIVE,
@@ -32,19 +32,11 @@ _STATES = {
 
 def parse_stock_name(name: str, field_path: str = "name") -> str:
     """The product id in ``products/{product}/stock``."""
-    violations = Violations()
-    product_id = parse_name(
-        name, "products", field_path, violations, model.ID_PATTERN, suffix="/stock"
-    )
-    violations.raise_if_any()
-    return product_id
+    return require_name(name, "products", field_path, suffix="/stock")
 
 
 def parse_reservation_name(name: str, field_path: str = "name") -> str:
-    violations = Violations()
-    reservation_id = parse_name(name, "reservations", field_path, violations, model.ID_PATTERN)
-    violations.raise_if_any()
-    return reservation_id
+    return require_name(name, "reservations", field_path)
 
 
 def stock_to_proto(stock: Stock) -> inventory_pb2.Stock:
@@ -76,9 +68,7 @@ def reservation_to_proto(reservation: Reservation) -> inventory_pb2.Reservation:
 
 def set_stock_command(request: inventory_service_pb2.SetStockRequest) -> SetStock:
     violations = Violations()
-    product_id = parse_name(
-        request.name, "products", "name", violations, model.ID_PATTERN, suffix="/stock"
-    )
+    product_id = parse_name(request.name, "products", "name", violations, suffix="/stock")
     violations.extend(model.validate_on_hand(request.on_hand, "on_hand"))
     idempotency = read_idempotency(request, violations)
     violations.raise_if_any()
@@ -87,7 +77,7 @@ def set_stock_command(request: inventory_service_pb2.SetStockRequest) -> SetStoc
 
 def reserve_stock_command(request: inventory_service_pb2.ReserveStockRequest) -> ReserveStock:
     violations = Violations()
-    order_id = parse_name(request.order, "orders", "order", violations, model.ID_PATTERN)
+    order_id = parse_name(request.order, "orders", "order", violations)
     if not request.items:
         violations.add("items", "is required: name at least one product")
     elif len(request.items) > model.MAX_ITEMS:
@@ -96,9 +86,7 @@ def reserve_stock_command(request: inventory_service_pb2.ReserveStockRequest) ->
     seen: set[str] = set()
     for index, item in enumerate(request.items):
         path = f"items[{index}]"
-        product_id = parse_name(
-            item.product, "products", f"{path}.product", violations, model.ID_PATTERN
-        )
+        product_id = parse_name(item.product, "products", f"{path}.product", violations)
         if product_id and product_id in seen:
             violations.add(f"{path}.product", "names a product already listed; list each once")
         seen.add(product_id)
@@ -118,7 +106,7 @@ def commit_reservation_command(
     request: inventory_service_pb2.CommitReservationRequest,
 ) -> CommitReservation:
     violations = Violations()
-    reservation_id = parse_name(request.name, "reservations", "name", violations, model.ID_PATTERN)
+    reservation_id = parse_name(request.name, "reservations", "name", violations)
     idempotency = read_idempotency(request, violations)
     violations.raise_if_any()
     return CommitReservation(reservation_id, idempotency)
@@ -128,7 +116,7 @@ def release_reservation_command(
     request: inventory_service_pb2.ReleaseReservationRequest,
 ) -> ReleaseReservation:
     violations = Violations()
-    reservation_id = parse_name(request.name, "reservations", "name", violations, model.ID_PATTERN)
+    reservation_id = parse_name(request.name, "reservations", "name", violations)
     idempotency = read_idempotency(request, violations)
     violations.raise_if_any()
     return ReleaseReservation(reservation_id, idempotency)

@@ -23,8 +23,6 @@ from payments.domain.errors import (
 )
 from runtime.errors import FieldViolation
 
-#: Ids are the last segment of a resource name: ``payments/{id}``.
-ID_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 #: Ids of other services' resources (orders, users): recorded as given, so only their shape
 #: is checked.
 FOREIGN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")

@@ -24,7 +24,8 @@ from payments.domain.commands import (
 from payments.domain.model import Money, PaymentQuery, PaymentState
 from runtime import paging, requests
 from runtime.errors import FieldViolation, InvalidArgument
-from runtime.requests import parse_name, read_idempotency
+from runtime.names import ID_PATTERN
+from runtime.requests import parse_name, read_idempotency, require_name
 
 MAX_PAYMENT_TOKEN = 512
 
@@ -57,10 +58,7 @@ def _is_amount(field_path: str) -> bool:
 
 
 def parse_payment_name(name: str, field_path: str = "name") -> str:
-    violations = Violations()
-    payment_id = parse_name(name, "payments", field_path, violations, model.ID_PATTERN)
-    violations.raise_if_any()
-    return payment_id
+    return require_name(name, "payments", field_path)
 
 
 def money_to_proto(money: Money) -> money_pb2.Money:
@@ -112,7 +110,7 @@ def capture_payment_command(
     request: payment_service_pb2.CapturePaymentRequest,
 ) -> CapturePayment:
     violations = Violations()
-    payment_id = parse_name(request.name, "payments", "name", violations, model.ID_PATTERN)
+    payment_id = parse_name(request.name, "payments", "name", violations)
     idempotency = read_idempotency(request, violations, required=True)
     violations.raise_if_any()
     assert idempotency is not None
@@ -121,7 +119,7 @@ def capture_payment_command(
 
 def void_payment_command(request: payment_service_pb2.VoidPaymentRequest) -> VoidPayment:
     violations = Violations()
-    payment_id = parse_name(request.name, "payments", "name", violations, model.ID_PATTERN)
+    payment_id = parse_name(request.name, "payments", "name", violations)
     idempotency = read_idempotency(request, violations, required=True)
     violations.raise_if_any()
     assert idempotency is not None
@@ -130,7 +128,7 @@ def void_payment_command(request: payment_service_pb2.VoidPaymentRequest) -> Voi
 
 def refund_payment_command(request: payment_service_pb2.RefundPaymentRequest) -> RefundPayment:
     violations = Violations()
-    payment_id = parse_name(request.name, "payments", "name", violations, model.ID_PATTERN)
+    payment_id = parse_name(request.name, "payments", "name", violations)
     amount = None
     if request.HasField("amount"):
         amount = _amount(request.amount, "amount", violations)
@@ -171,7 +169,7 @@ def _position(token: str) -> tuple[datetime, str]:
         position = datetime.fromisoformat(create_time)
     except ValueError:
         position = None
-    if position is None or position.tzinfo is None or not model.ID_PATTERN.match(payment_id):
+    if position is None or position.tzinfo is None or not ID_PATTERN.match(payment_id):
         message = "page_token is not a token this service issued"
         raise InvalidArgument(
             message, violations=[FieldViolation("page_token", message)], reason="INVALID_PAGE_TOKEN"

@@ -32,16 +32,6 @@ def test_money_orders_by_amount_through_total_nanos() -> None:
     assert Money.from_total_nanos("EUR", 4_500_000_000) == Money("EUR", 4, 500_000_000)
 
 
-@pytest.mark.parametrize("good", ["a", "green-tea", "p0123", "a" * 63])
-def test_valid_ids(good: str) -> None:
-    assert model.validate_id(good, "id") == []
-
-
-@pytest.mark.parametrize("bad", ["", "Green", "1tea", "tea_leaf", "a" * 64, "tea/x", "té"])
-def test_invalid_ids(bad: str) -> None:
-    assert [v.field for v in model.validate_id(bad, "product_id")] == ["product_id"]
-
-
 def test_display_names_are_required_and_bounded() -> None:
     assert model.validate_display_name("  ", "d")[0].description == "is required"
     assert model.validate_display_name("x" * 201, "d")
