@@ -1,0 +1,1 @@
+"""Orders' adapters: the database and the clients of catalog, inventory and payments."""

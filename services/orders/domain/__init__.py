@@ -1,0 +1,1 @@
+"""Orders' domain: plain Python, no gRPC, no SQL."""

@@ -1,0 +1,109 @@
+"""Orders' use cases: one async function each, over the ports in :mod:`ports`.
+
+PlaceOrder prices the order from the catalog *outside* any transaction (a network call
+must not hold the database), then stores the order and its request id in one. The
+checkout itself is not a use case here: :mod:`orders.domain.checkout` runs it in the
+background, and CancelOrder only records the customer's wish, which the checkout acts on.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from orders.domain.commands import CancelOrder, PlaceOrder
+from orders.domain.errors import EtagMismatch, OrderChanged, OrderNotFound
+from orders.domain.model import Order, OrderQuery, Page
+from orders.domain.ports import ProductCatalog, UnitOfWork
+from runtime import idempotency
+
+
+def new_id() -> str:
+    """A server-assigned order id that satisfies the id rules: a letter, then hex digits."""
+    return f"o{uuid.uuid4().hex}"
+
+
+async def place_order(
+    uow: UnitOfWork,
+    catalog: ProductCatalog,
+    command: PlaceOrder,
+    reservation_ttl: timedelta,
+    now: datetime,
+) -> Order:
+    """Prices and stores a new PENDING order; a repeat returns the order as first accepted.
+
+    Raises:
+        ProductsNotFound, CurrencyMismatch, CatalogUnavailable: nothing is stored.
+    """
+    async with uow:
+        earlier = await _earlier_order(uow, command)
+    if earlier is not None:
+        return earlier
+    products = await catalog.price([item.product_id for item in command.items])
+    order = Order.place(
+        new_id(),
+        command.user_id,
+        command.items,
+        products,
+        command.payment_token,
+        reservation_ttl,
+        now,
+    )
+    async with uow.writing():
+        # A concurrent call with the same id may have stored its order meanwhile.
+        earlier = await _earlier_order(uow, command)
+        if earlier is not None:
+            return earlier
+        await uow.orders.add(order)
+        await idempotency.record(uow.requests, command.idempotency, "place_order", order.name)
+        await uow.commit()
+    return order
+
+
+async def _earlier_order(uow: UnitOfWork, command: PlaceOrder) -> Order | None:
+    recorded = await idempotency.replay(uow.requests, command.idempotency, "place_order")
+    if recorded is None:
+        return None
+    order = await _require(uow, recorded.resource.removeprefix("orders/"))
+    return order.as_accepted()
+
+
+async def get_order(uow: UnitOfWork, order_id: str) -> Order:
+    async with uow:
+        return await _require(uow, order_id)
+
+
+async def list_orders(uow: UnitOfWork, query: OrderQuery) -> Page:
+    async with uow:
+        return await uow.orders.query(query)
+
+
+async def cancel_order(uow: UnitOfWork, command: CancelOrder, now: datetime) -> Order:
+    """Marks a PENDING order CANCELLING (or CANCELLED if nothing needs undoing).
+
+    The order is locked while it changes, so the checkout's next write sees the
+    cancellation and turns to undoing its steps.
+
+    Raises:
+        OrderNotFound, OrderNotCancellable, EtagMismatch.
+    """
+    async with uow.writing():
+        recorded = await idempotency.replay(uow.requests, command.idempotency, "cancel_order")
+        if recorded is not None:
+            return await _require(uow, command.order_id)
+        order = await _require(uow, command.order_id, for_update=True)
+        if command.etag and command.etag != order.etag:
+            raise EtagMismatch(order.name, order.etag)
+        cancelled = order.cancelled_by_customer(now)
+        if cancelled is not order and not await uow.orders.update(cancelled, order.revision):
+            raise OrderChanged(order.name)
+        await idempotency.record(uow.requests, command.idempotency, "cancel_order", order.name)
+        await uow.commit()
+        return cancelled
+
+
+async def _require(uow: UnitOfWork, order_id: str, *, for_update: bool = False) -> Order:
+    order = await uow.orders.get(order_id, for_update=for_update)
+    if order is None:
+        raise OrderNotFound(f"orders/{order_id}")
+    return order

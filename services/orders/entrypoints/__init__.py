@@ -1,0 +1,1 @@
+"""Orders' entrypoints: the gRPC servicer and the background checkout runner."""
