@@ -43,6 +43,7 @@ from agora_sdk.base import ServiceClient
 from agora_sdk.catalog import CatalogClient
 from agora_sdk.identity import IdentityClient
 from agora_sdk.inventory import InventoryClient
+from agora_sdk.orders import OrdersClient
 from agora_sdk.paging import AsyncPager
 from agora_sdk.payments import PaymentsClient
 from runtime.clients import ClientFactory
@@ -78,6 +79,7 @@ __all__ = [
     "InvalidArgument",
     "InventoryClient",
     "NotFound",
+    "OrdersClient",
     "PaymentsClient",
     "PermissionDenied",
     "ResourceExhausted",

@@ -374,7 +374,9 @@ def _expire(order: Order, *, now: datetime, cause: AgoraError | None) -> Order:
     detail = "the checkout deadline passed before the step could finish"
     if cause is not None:
         detail += f"; last error: {cause.message}"
-    return order.failed(action.step, now, reason, detail, CancellationReason.RESERVATION_EXPIRED)
+    return order.failed(
+        action.step, now, reason, detail, CancellationReason.RESERVATION_EXPIRED, in_doubt=True
+    )
 
 
 def _items(order: Order) -> list[LineItem]:

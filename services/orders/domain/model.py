@@ -343,13 +343,20 @@ class Order:
         reason: str,
         detail: str,
         cancellation: CancellationReason,
+        *,
+        in_doubt: bool = False,
     ) -> Order:
-        """Records that ``step`` failed for good and starts cancelling the order."""
+        """Records that ``step`` failed for good and starts cancelling the order.
+
+        ``in_doubt`` means the step's last call never answered (the checkout gave up on
+        it at the deadline), so it may have taken effect and is undone like a success.
+        """
         failure = StepRecord(step, Outcome.FAILED, now, reason=reason, detail=detail)
+        settled = self.in_flight is step and not in_doubt
         recorded = self._changed(
             now,
             history=(*self.history, failure),
-            in_flight=None if self.in_flight is step else self.in_flight,
+            in_flight=None if settled else self.in_flight,
         )
         return recorded.cancelled(cancellation, now)
 
