@@ -242,10 +242,11 @@ class Checkout:
             )
             now = self._clock()
             units = sum(line.quantity for line in order.lines)
+            plural = "" if units == 1 else "s"
             return lambda o: o.succeeded(
                 step,
                 now,
-                f"reserved {units} units as reservations/{reservation.id}",
+                f"reserved {units} unit{plural} as reservations/{reservation.id}",
                 reservation_id=reservation.id,
                 reservation_expiry=reservation.expire_time,
             )
@@ -312,6 +313,12 @@ class Checkout:
                 records.append((Step.AUTHORIZE_PAYMENT, f"voided payments/{payment.id}"))
             elif payment.state in ("CAPTURED", "PARTIALLY_REFUNDED"):
                 await self._payments.refund(payment.id, order.request_id(f"refund/{payment.id}"))
+                records.append((Step.CAPTURE_PAYMENT, f"refunded payments/{payment.id} in full"))
+            # Settled by an earlier attempt whose answer was lost (or by a crash before it
+            # was recorded): only this checkout voids or refunds an order's payments.
+            elif payment.state == "VOIDED":
+                records.append((Step.AUTHORIZE_PAYMENT, f"voided payments/{payment.id}"))
+            elif payment.state == "REFUNDED":
                 records.append((Step.CAPTURE_PAYMENT, f"refunded payments/{payment.id} in full"))
         return records
 

@@ -295,7 +295,13 @@ class Order:
         return replace(self, update_time=now, revision=self.revision + 1, **changes)  # type: ignore[arg-type]
 
     def started(self, step: Step, now: datetime) -> Order:
-        """Records that ``step``'s call is about to go out."""
+        """Records that ``step``'s call is about to go out.
+
+        A retry of a step already in flight changes nothing, so the etag and
+        ``update_time`` only move when the order visibly does.
+        """
+        if self.in_flight is step:
+            return self
         return self._changed(now, in_flight=step)
 
     def succeeded(
