@@ -144,8 +144,13 @@ async def serve(build: Build, settings: ServerSettings) -> None:
     """Builds the service in this loop and serves it until SIGTERM or SIGINT."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal(signum: signal.Signals) -> None:
+        log.info("signal received", extra={"signal": signum.name})
+        stop.set()
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, on_signal, signum)
     service = await build(settings)
     async with running(service, settings):
         await stop.wait()
