@@ -215,7 +215,9 @@ class _StepOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StepOutco
     STEP_OUTCOME_FAILED: _StepOutcome.ValueType  # 2
     """The step failed for good, and the checkout started undoing the earlier steps."""
     STEP_OUTCOME_COMPENSATED: _StepOutcome.ValueType  # 3
-    """An earlier success of the step was undone by its compensation."""
+    """The step's effect was undone by its compensation: an earlier success, or what a call
+    given up at the checkout deadline may have done.
+    """
 
 class StepOutcome(_StepOutcome, metaclass=_StepOutcomeEnumTypeWrapper):
     """How a checkout step ended."""
@@ -227,7 +229,9 @@ STEP_OUTCOME_SUCCEEDED: StepOutcome.ValueType  # 1
 STEP_OUTCOME_FAILED: StepOutcome.ValueType  # 2
 """The step failed for good, and the checkout started undoing the earlier steps."""
 STEP_OUTCOME_COMPENSATED: StepOutcome.ValueType  # 3
-"""An earlier success of the step was undone by its compensation."""
+"""The step's effect was undone by its compensation: an earlier success, or what a call
+given up at the checkout deadline may have done.
+"""
 Global___StepOutcome: _TypeAlias = StepOutcome  # noqa: Y015
 
 @_typing.final
@@ -399,11 +403,14 @@ class CheckoutStepRecord(_message.Message):
     """The checkout step this entry is about."""
     outcome: Global___StepOutcome.ValueType
     """How the step ended: `STEP_OUTCOME_SUCCEEDED` or `STEP_OUTCOME_FAILED` for the step
-    itself, `STEP_OUTCOME_COMPENSATED` when an earlier success of the step was undone.
+    itself, `STEP_OUTCOME_COMPENSATED` when its effect was undone: an earlier success,
+    or the effect of a call given up at the checkout deadline whose answer never came.
     """
     reason: _builtins.str
     """The `ErrorInfo` reason of the error that failed the step, such as
-    `INSUFFICIENT_STOCK` or `PAYMENT_DECLINED`. Empty unless `outcome` is
+    `INSUFFICIENT_STOCK` or `PAYMENT_DECLINED`; for a step still failing transiently when
+    the checkout deadline passed, the reason of its last error, such as
+    `PROCESSOR_UNAVAILABLE` or `DEADLINE_EXCEEDED`. Empty unless `outcome` is
     `STEP_OUTCOME_FAILED`.
     """
     detail: _builtins.str

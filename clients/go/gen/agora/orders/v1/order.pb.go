@@ -257,7 +257,8 @@ const (
 	StepOutcome_STEP_OUTCOME_SUCCEEDED StepOutcome = 1
 	// The step failed for good, and the checkout started undoing the earlier steps.
 	StepOutcome_STEP_OUTCOME_FAILED StepOutcome = 2
-	// An earlier success of the step was undone by its compensation.
+	// The step's effect was undone by its compensation: an earlier success, or what a call
+	// given up at the checkout deadline may have done.
 	StepOutcome_STEP_OUTCOME_COMPENSATED StepOutcome = 3
 )
 
@@ -560,12 +561,15 @@ type CheckoutStepRecord struct {
 	// The checkout step this entry is about.
 	Step CheckoutStep `protobuf:"varint,1,opt,name=step,proto3,enum=agora.orders.v1.CheckoutStep" json:"step,omitempty"`
 	// How the step ended: `STEP_OUTCOME_SUCCEEDED` or `STEP_OUTCOME_FAILED` for the step
-	// itself, `STEP_OUTCOME_COMPENSATED` when an earlier success of the step was undone.
+	// itself, `STEP_OUTCOME_COMPENSATED` when its effect was undone: an earlier success,
+	// or the effect of a call given up at the checkout deadline whose answer never came.
 	Outcome StepOutcome `protobuf:"varint,2,opt,name=outcome,proto3,enum=agora.orders.v1.StepOutcome" json:"outcome,omitempty"`
 	// When the step or compensation finished.
 	FinishTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=finish_time,json=finishTime,proto3" json:"finish_time,omitempty"`
 	// The `ErrorInfo` reason of the error that failed the step, such as
-	// `INSUFFICIENT_STOCK` or `PAYMENT_DECLINED`. Empty unless `outcome` is
+	// `INSUFFICIENT_STOCK` or `PAYMENT_DECLINED`; for a step still failing transiently when
+	// the checkout deadline passed, the reason of its last error, such as
+	// `PROCESSOR_UNAVAILABLE` or `DEADLINE_EXCEEDED`. Empty unless `outcome` is
 	// `STEP_OUTCOME_FAILED`.
 	Reason string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
 	// A short English sentence about what happened, for people reading the history; not
