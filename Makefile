@@ -82,6 +82,11 @@ test-unit: venv
 test-integration: venv
 	$(PY) -m pytest tests/integration
 
+# AGORA_FAULT_SEED=<n> replays a run; AGORA_FAULT_KILLS=<n> sets how many kills (default 60).
+# Randomized fault run: checkouts while orders is SIGKILLed at random (minutes).
+test-faults: venv tools
+	$(PY) -m pytest tests/faults -m faults -s
+
 # Run the end-to-end tests against real service processes, driven by grpcurl.
 test-e2e: venv tools
 	$(PY) -m pytest tests/e2e

@@ -74,13 +74,16 @@ class Shop:
     orders_port: int
     orders_env: dict[str, str] = field(default_factory=dict)
 
-    def start_orders(self, extra_env: Mapping[str, str] | None = None) -> ServiceProcess:
-        """Starts orders (again) on its port and database and waits until it serves."""
+    def start_orders(
+        self, extra_env: Mapping[str, str] | None = None, *, wait: bool = True
+    ) -> ServiceProcess:
+        """Starts orders (again) on its port and database; ``wait`` until it serves."""
         env = {**self.orders_env, **(extra_env or {})}
         self.orders = start_service(
             "orders", self.data_dir / "orders", port=self.orders_port, env=env
         )
-        self.orders.wait_until_serving()
+        if wait:
+            self.orders.wait_until_serving()
         return self.orders
 
     def kill_orders(self) -> None:
