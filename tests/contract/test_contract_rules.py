@@ -121,3 +121,28 @@ def test_the_breaking_gate_catches_a_removed_rpc(workspace: Path) -> None:
     result = breaking(workspace)
     assert result.returncode != 0
     assert "DeleteProduct" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("service", "service_name"),
+    [
+        ("identity", "IdentityService"),
+        ("inventory", "InventoryService"),
+        ("orders", "OrderService"),
+        ("payments", "PaymentService"),
+    ],
+)
+def test_every_implemented_service_is_released_and_guarded(
+    workspace: Path, service: str, service_name: str
+) -> None:
+    # Renaming a service is breaking once its contract is released.
+    proto = workspace / f"protos/agora/{service}/v1/{service}_service.proto"
+    if not proto.is_file():
+        proto = next((workspace / f"protos/agora/{service}/v1").glob("*_service.proto"))
+    text = proto.read_text()
+    proto.write_text(
+        text.replace(f"service {service_name} {{", f"service Renamed{service_name} {{")
+    )
+    result = breaking(workspace)
+    assert result.returncode != 0, f"the gate does not guard {service}"
+    assert service_name in result.stdout
