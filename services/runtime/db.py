@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import weakref
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar, Self
@@ -25,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from runtime.errors import Unavailable
 from runtime.idempotency import ConcurrentRequest, RecordedRequest, RequestLog
+from runtime.outbox import OutboxWriter
 from runtime.unit_of_work import UnitOfWork
 
 #: Rows of the request log (see :mod:`runtime.idempotency`); each service's migrations create it.
@@ -263,8 +265,9 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
     #: The service's ``request_log`` table (see :func:`request_log_table`).
     request_log: ClassVar[sa.Table]
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, outbox: OutboxWriter | None = None) -> None:
         self._engine = engine
+        self._outbox = outbox
         self._connection: AsyncConnection | None = None
 
     @abc.abstractmethod
@@ -303,7 +306,13 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
             raise unavailable from exc
 
     async def commit(self) -> None:
+        """Writes the emitted events to the outbox, then commits: both or neither."""
         assert self._connection is not None, "commit outside of `async with`"
+        if self.emitted:
+            if self._outbox is None:
+                raise AssertionError(f"{type(self).__name__} emits events but has no outbox")
+            await self._outbox.write(self._connection, self.emitted, datetime.now(UTC))
+            self.emitted.clear()
         await self._connection.commit()
 
     async def rollback(self) -> None:

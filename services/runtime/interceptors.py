@@ -111,7 +111,9 @@ class RuntimeInterceptor(ServerInterceptor):
             started = time.perf_counter()
             self._in_flight += 1
             self._idle.clear()
-            request_context.set_inbound_call(method, context.time_remaining())
+            request_context.set_inbound_call(
+                method, context.time_remaining(), context.invocation_metadata
+            )
             code = grpc.StatusCode.OK
             reason = ""
             try:

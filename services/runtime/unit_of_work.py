@@ -8,6 +8,7 @@ declares only its repositories; :class:`runtime.db.SqlAlchemyUnitOfWork` impleme
 
     async with uow.writing() as tx:
         await tx.products.add(product)
+        tx.emit(ProductCreatedEvent(product))  # written to the outbox by commit()
         await tx.commit()
 """
 
@@ -31,6 +32,23 @@ class UnitOfWork(abc.ABC):
         """Declares that this transaction writes, so it can take its locks up front."""
         self.writes = True
         return self
+
+    def emit(self, event: object) -> None:
+        """Adds a domain event, published if (and only if) this transaction commits.
+
+        The event is a plain domain object; the service's outbox writer turns it into
+        contract messages at commit (see :mod:`runtime.outbox`).
+        """
+        self.emitted.append(event)
+
+    @property
+    def emitted(self) -> list[object]:
+        """The events emitted in this transaction so far."""
+        try:
+            return self._emitted
+        except AttributeError:
+            self._emitted: list[object] = []
+            return self._emitted
 
     async def __aenter__(self) -> Self:
         return self
