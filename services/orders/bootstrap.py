@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import grpc
 
 from agora.orders.v1 import order_service_pb2, order_service_pb2_grpc
+from orders.adapters import orm
 from orders.adapters.faults import fault_hook
 from orders.adapters.peers import GrpcInventory, GrpcPayments, GrpcProductCatalog
 from orders.adapters.unit_of_work import SqlAlchemyUnitOfWork
@@ -18,8 +19,10 @@ from orders.domain.ports import UnitOfWork
 from orders.entrypoints.runner import CheckoutRunner
 from orders.entrypoints.servicer import OrderServicer
 from runtime import db
+from runtime.broker import Broker, nats_url
 from runtime.clients import ClientFactory
 from runtime.config import ServerSettings
+from runtime.relay import OutboxRelay
 from runtime.server import Service
 
 SERVICE_NAME = order_service_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name
@@ -47,6 +50,8 @@ async def build(
     if settings.auto_migrate:
         await db.migrate(engine, MIGRATIONS)
     units = uow or (lambda: SqlAlchemyUnitOfWork(engine))
+    broker = Broker(nats_url(), "orders")
+    relay = OutboxRelay(engine, orm.outbox, broker)
     clients = ClientFactory()
     checkout = Checkout(
         units,
@@ -54,7 +59,12 @@ async def build(
         GrpcPayments(clients, options.payments_address, options.step_timeout),
         clock,
         retry=RetryPolicy(maximum=options.retry_max),
-        hook=fault_hook(options.fault_pause_at, options.fault_kill_rate, options.fault_log),
+        hook=fault_hook(
+            options.fault_pause_at,
+            options.fault_kill_rate,
+            options.fault_log,
+            options.fault_kill_first,
+        ),
     )
     runner = CheckoutRunner(
         checkout,
@@ -83,12 +93,15 @@ async def build(
     async def run_checkouts() -> None:
         await runner.run()
 
+    async def publish_events() -> None:
+        await relay.run()
+
     return Service(
         name="orders",
         domain=DOMAIN,
         service_names=[SERVICE_NAME],
         register=register,
         readiness=ready,
-        cleanups=[engine.dispose, clients.close],
-        background=[run_checkouts],
+        cleanups=[engine.dispose, clients.close, broker.close],
+        background=[run_checkouts, publish_events],
     )

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
-from runtime.config import EnvReader, peer_address, positive_float, positive_int
+from runtime.config import EnvReader, boolean, peer_address, positive_float, positive_int
 
 #: The stock reservation's time to live the contract documents (15 minutes).
 DEFAULT_RESERVATION_TTL = 900
@@ -74,6 +74,9 @@ class OrdersSettings:
     fault_kill_rate: float
     #: Test hook: a file the hook appends each point it pauses or kills at to.
     fault_log: str
+    #: Test hook: SIGKILL at each point the first time it is reached
+    #: (``ORDERS_FAULT_KILL_FIRST``, default false; needs ``ORDERS_FAULT_LOG``).
+    fault_kill_first: bool = False
 
 
 def load_orders_settings(environ: Mapping[str, str] | None = None, port: int = 0) -> OrdersSettings:
@@ -102,6 +105,7 @@ def load_orders_settings(environ: Mapping[str, str] | None = None, port: int = 0
         fault_pause_at=env.get("ORDERS_FAULT_PAUSE_AT", ""),
         fault_kill_rate=reader.get("ORDERS_FAULT_KILL_RATE", 0.0, _rate),
         fault_log=env.get("ORDERS_FAULT_LOG", ""),
+        fault_kill_first=reader.get("ORDERS_FAULT_KILL_FIRST", False, boolean),
     )
     reader.raise_if_invalid()
     return settings

@@ -4,7 +4,8 @@ Two kinds of kill, both SIGKILL of the real orders process while checkouts run:
 
 - at step boundaries: orders runs with ``ORDERS_FAULT_KILL_RATE``, so at every named
   point of the saga it kills itself with that probability, after noting the point in a
-  log (that is how the run counts which points it covered);
+  log (that is how the run counts which points it covered), and with
+  ``ORDERS_FAULT_KILL_FIRST``, so it also dies the first time it reaches each point;
 - anywhere: the test kills it at random moments, in the middle of calls, commits and
   PlaceOrder requests.
 
@@ -81,8 +82,12 @@ class Run:
 
     def faulty_env(self) -> dict[str, str]:
         """Faults on until the run has made its kills, then off."""
-        rate = KILL_RATE if self.kills < TARGET_KILLS else "0"
-        return {"ORDERS_FAULT_KILL_RATE": rate, "ORDERS_FAULT_LOG": str(self.fault_log)}
+        on = self.kills < TARGET_KILLS
+        return {
+            "ORDERS_FAULT_KILL_RATE": KILL_RATE if on else "0",
+            "ORDERS_FAULT_KILL_FIRST": "true" if on else "false",
+            "ORDERS_FAULT_LOG": str(self.fault_log),
+        }
 
     def points(self) -> Counter[str]:
         if not self.fault_log.is_file():
@@ -185,6 +190,7 @@ async def test_random_kills_never_break_the_checkout_invariants(tmp_path: Path) 
             "ORDERS_STEP_TIMEOUT_SECONDS": "1",
             "ORDERS_RETRY_MAX_SECONDS": "0.3",
             "ORDERS_FAULT_KILL_RATE": KILL_RATE,
+            "ORDERS_FAULT_KILL_FIRST": "true",
             "ORDERS_FAULT_LOG": str(fault_log),
         },
         payments_env={"PAYMENTS_PROCESSOR_TIMEOUT_SECONDS": "0.5"},
@@ -209,7 +215,7 @@ async def test_random_kills_never_break_the_checkout_invariants(tmp_path: Path) 
                     stop.set()
             # From here on without faults, so every order settles.
             shop.kill_orders()
-            shop.start_orders({"ORDERS_FAULT_KILL_RATE": "0"})
+            shop.start_orders({"ORDERS_FAULT_KILL_RATE": "0", "ORDERS_FAULT_KILL_FIRST": "false"})
             finals = await final_orders(clients, run.names)
             problems = await clients.invariant_violations(finals, INITIAL_STOCK)
 
@@ -237,6 +243,8 @@ async def test_random_kills_never_break_the_checkout_invariants(tmp_path: Path) 
     print(json.dumps(report, indent=2))
     assert problems == []
     assert run.kills >= TARGET_KILLS
-    # Not every point on every seed (the undo points need a cancellation in flight),
-    # but a run that missed most of them would prove little.
-    assert len(points) >= len(HOOK_POINTS) // 2, report
+    # Every point is killed the first time it is reached. All but the undoing of a
+    # payment are reached in every run (a declined card undoes the reservation); that
+    # one needs a step in doubt when the order is cancelled, which most seeds have.
+    always_reached = {p for p in HOOK_POINTS if not p.startswith("undo_authorize_payment")}
+    assert always_reached <= set(points), report

@@ -44,6 +44,8 @@ STOP_TIMEOUT_S = 30.0
 GRPCURL_TIMEOUT_S = 30.0
 
 _PR_SET_PDEATHSIG = 1
+#: A broker address nothing listens on (port 1 is privileged and unused on loopback).
+NO_BROKER = "nats://127.0.0.1:1"
 
 
 class ProcessFailed(AssertionError):
@@ -75,14 +77,20 @@ def implemented_services() -> list[str]:
 
 
 def clean_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """This process's environment without any ``AGORA_*`` or ``DATABASE_URL``, plus ``extra``.
+    """This process's environment without any ``AGORA_*``, ``DATABASE_URL`` or ``NATS_URL``,
+    plus ``extra``.
 
-    A developer's own settings must not leak into the processes a test starts.
+    A developer's own settings must not leak into the processes a test starts. Unless a
+    test passes its own broker, ``NATS_URL`` points where nothing listens, so a test never
+    publishes into a developer's running ``make run``.
     """
     env = {
-        k: v for k, v in os.environ.items() if not k.startswith("AGORA_") and k != "DATABASE_URL"
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("AGORA_") and k not in ("DATABASE_URL", "NATS_URL")
     }
     env["PYTHONUNBUFFERED"] = "1"
+    env["NATS_URL"] = NO_BROKER
     env.update(extra or {})
     return env
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from runtime.db import request_log_table
+from runtime.outbox import outbox_table
 
 metadata = sa.MetaData()
 
@@ -34,6 +35,8 @@ orders = sa.Table(
     # Which orders process drives the checkout, and until when.
     sa.Column("lease_owner", sa.String(255), nullable=True),
     sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
+    # W3C trace context of the PlaceOrder call, for the checkout's events (migration 0002).
+    sa.Column("traceparent", sa.String(55), nullable=False, server_default=""),
     sa.CheckConstraint("total_units >= 0 AND total_nanos >= 0", name="orders_total_not_negative"),
     sa.Index("orders_by_user", "user_id", "create_time", "id"),
     sa.Index("orders_by_state", "state", "update_time"),
@@ -66,3 +69,4 @@ order_steps = sa.Table(
 )
 
 request_log = request_log_table(metadata)
+outbox = outbox_table(metadata)

@@ -233,6 +233,7 @@ def _values(order: Order) -> dict[str, Any]:
         "create_time": order.create_time,
         "update_time": order.update_time,
         "revision": order.revision,
+        "traceparent": order.traceparent,
     }
 
 
@@ -262,4 +263,5 @@ def _order(row: sa.Row[Any], lines: tuple[Line, ...], steps: dict[str, list[Step
         in_flight=None if row.in_flight is None else Step(row.in_flight),
         undo=tuple(Step(step) for step in row.undo.split(",") if step),
         revision=row.revision,
+        traceparent=row.traceparent,
     )

@@ -45,8 +45,10 @@ from orders.domain.model import (
     Order,
     OrderState,
     Step,
+    events_between,
 )
 from orders.domain.ports import Inventory, Payments, UnitOfWork
+from runtime import context
 from runtime.errors import AgoraError, NotFound
 
 log = logging.getLogger("agora.orders.checkout")
@@ -156,10 +158,14 @@ class Checkout:
         """Runs the order's checkout until it is COMPLETED or CANCELLED; None if unknown."""
         attempt = 0
         last_error: AgoraError | None = None
+        traced = False
         while True:
             order = await self._load(order_id)
             if order is None:
                 return None
+            if not traced:  # the checkout's calls and events continue PlaceOrder's trace
+                context.use_traceparent(order.traceparent)
+                traced = True
             now = self._clock()
             if order.is_overdue(now):
                 await self._record(order_id, functools.partial(_expire, now=now, cause=last_error))
@@ -361,6 +367,8 @@ class Checkout:
                 return current
             if not await uow.orders.update(changed, current.revision):
                 raise OrderChanged(current.name)
+            for event in events_between(current, changed):
+                uow.emit(event)
             await uow.commit()
             return changed
 

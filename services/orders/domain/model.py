@@ -191,6 +191,8 @@ class Order:
     #: Steps a cancellation still has to undo, in order.
     undo: tuple[Step, ...] = ()
     revision: int = 1
+    #: The W3C trace context of the PlaceOrder call, carried by the checkout's events.
+    traceparent: str = ""
 
     @classmethod
     def place(
@@ -202,6 +204,7 @@ class Order:
         payment_token: str,
         reservation_ttl: timedelta,
         now: datetime,
+        traceparent: str = "",
     ) -> Order:
         """A new PENDING order, priced from ``products`` (the catalog's current prices).
 
@@ -242,6 +245,7 @@ class Order:
                 ),
             ),
             payment_token=payment_token,
+            traceparent=traceparent,
         )
 
     @property
@@ -424,6 +428,43 @@ class Order:
             history=history,
             state=OrderState.CANCELLING if undo else OrderState.CANCELLED,
         )
+
+
+class OrderEventType(enum.Enum):
+    """The order's lifecycle events, as the contract's ``events.proto`` names them."""
+
+    PLACED = "OrderPlaced"
+    CONFIRMED = "OrderConfirmed"
+    COMPLETED = "OrderCompleted"
+    CANCELLED = "OrderCancelled"
+
+
+_EVENT_OF_STATE = {
+    OrderState.PENDING: OrderEventType.PLACED,
+    OrderState.CONFIRMED: OrderEventType.CONFIRMED,
+    OrderState.COMPLETED: OrderEventType.COMPLETED,
+    OrderState.CANCELLED: OrderEventType.CANCELLED,
+}
+
+
+@dataclass(frozen=True)
+class OrderEvent:
+    """Something other services hear about: the order as it is once it happened."""
+
+    type: OrderEventType
+    order: Order
+
+
+def events_between(before: Order | None, after: Order) -> list[OrderEvent]:
+    """The events of moving an order from ``before`` (None: it is new) to ``after``.
+
+    One per state entered: placed, confirmed, completed, and cancelled only once every
+    step is undone (CANCELLING publishes nothing).
+    """
+    if before is not None and before.state is after.state:
+        return []
+    event = _EVENT_OF_STATE.get(after.state)
+    return [] if event is None else [OrderEvent(event, after)]
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,10 @@ from datetime import datetime, timedelta
 
 from orders.domain.commands import CancelOrder, PlaceOrder
 from orders.domain.errors import EtagMismatch, OrderChanged, OrderNotFound
-from orders.domain.model import Order, OrderQuery, Page
+from orders.domain.model import Order, OrderQuery, Page, events_between
 from orders.domain.ports import ProductCatalog, UnitOfWork
-from runtime import idempotency
+from runtime import context, idempotency
+from runtime.outbox import new_traceparent
 
 
 def new_id() -> str:
@@ -48,6 +49,7 @@ async def place_order(
         command.payment_token,
         reservation_ttl,
         now,
+        context.traceparent() or new_traceparent(),
     )
     async with uow.writing():
         # A concurrent call with the same id may have stored its order meanwhile.
@@ -55,6 +57,8 @@ async def place_order(
         if earlier is not None:
             return earlier
         await uow.orders.add(order)
+        for event in events_between(None, order):
+            uow.emit(event)
         await idempotency.record(uow.requests, command.idempotency, "place_order", order.name)
         await uow.commit()
     return order
@@ -95,8 +99,11 @@ async def cancel_order(uow: UnitOfWork, command: CancelOrder, now: datetime) -> 
         if command.etag and command.etag != order.etag:
             raise EtagMismatch(order.name, order.etag)
         cancelled = order.cancelled_by_customer(now)
-        if cancelled is not order and not await uow.orders.update(cancelled, order.revision):
-            raise OrderChanged(order.name)
+        if cancelled is not order:
+            if not await uow.orders.update(cancelled, order.revision):
+                raise OrderChanged(order.name)
+            for event in events_between(order, cancelled):
+                uow.emit(event)
         await idempotency.record(uow.requests, command.idempotency, "cancel_order", order.name)
         await uow.commit()
         return cancelled
