@@ -65,9 +65,22 @@ class FakeUnitOfWork(unit_of_work.UnitOfWork, Generic[S]):
         return self
 
     async def commit(self) -> None:
+        """Publishes the working copy; emitted events join ``published`` (the outbox)."""
         for field in dataclasses.fields(self._working):
             setattr(self._committed, field.name, getattr(self._working, field.name))
+        self.published.extend(self.emitted)
+        self.emitted.clear()
         self.commits += 1
+
+    @property
+    def published(self) -> list[object]:
+        """Events of committed transactions, in commit order, shared by every unit of work
+        on the same store (like the outbox table)."""
+        store = self._committed
+        if not hasattr(store, "_published"):
+            object.__setattr__(store, "_published", [])
+        published: list[object] = getattr(store, "_published")  # noqa: B009
+        return published
 
     async def rollback(self) -> None:
         self._working = copy.deepcopy(self._committed)
