@@ -10,12 +10,13 @@ may start at once::
     await broker.publish("agora.orders.v1.OrderPlaced", payload, headers)
 
 Publishing waits for the stream's acknowledgement, which is what lets the outbox relay
-mark an event sent. The broker being away is :class:`BrokerUnavailable`; the connection
-reconnects by itself.
+mark an event sent. The broker being away is :class:`BrokerUnavailable`, raised at once;
+the next call connects again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Mapping
@@ -73,27 +74,36 @@ class Broker:
         self._stream_ready = False
 
     async def _connect(self) -> JetStreamContext:
-        if self._jetstream is not None and self._client is not None and self._client.is_connected:
+        """The JetStream context on a live connection, connecting if there is none.
+
+        Reconnecting is ours, not the client library's: a lost connection is closed and
+        the next call connects afresh, failing fast (BrokerUnavailable) while the broker
+        is away, so the caller's backoff decides when to try again.
+        """
+        client = self._client
+        if client is not None and client.is_connected and self._jetstream is not None:
             return self._jetstream
-        if self._client is None or self._client.is_closed:
-            try:
-                self._client = await nats.connect(
-                    self.url,
-                    name=f"agora-{self.source}",
-                    connect_timeout=max(1, int(self._timeout)),
-                    allow_reconnect=True,
-                    max_reconnect_attempts=-1,
-                    reconnect_time_wait=0.5,
-                    error_cb=self._on_error,
-                    disconnected_cb=self._on_disconnected,
-                    reconnected_cb=self._on_reconnected,
-                )
-            except Exception as error:
-                self._client = None
-                raise BrokerUnavailable(f"cannot connect to {self.url}: {error}") from error
-        if not self._client.is_connected:
-            raise BrokerUnavailable(f"reconnecting to {self.url}")
-        self._jetstream = self._client.jetstream(timeout=self._timeout)
+        if client is not None:
+            self._client, self._jetstream, self._stream_ready = None, None, False
+            with contextlib.suppress(Exception):
+                await client.close()
+        try:
+            client = await nats.connect(
+                self.url,
+                name=f"agora-{self.source}",
+                connect_timeout=max(1, int(self._timeout)),
+                allow_reconnect=False,
+                # The library retries even a first connection in a loop; two attempts,
+                # then NoServersError, so an absent broker is reported at once.
+                max_reconnect_attempts=1,
+                reconnect_time_wait=0,
+                error_cb=self._on_error,
+                disconnected_cb=self._on_disconnected,
+            )
+        except Exception as error:
+            raise BrokerUnavailable(f"cannot connect to {self.url}: {error}") from error
+        self._client = client
+        self._jetstream = client.jetstream(timeout=self._timeout)
         return self._jetstream
 
     async def ensure_stream(self) -> None:
@@ -143,7 +153,4 @@ class Broker:
         log.debug("broker connection error", extra={"url": self.url, "error": str(error)})
 
     async def _on_disconnected(self) -> None:
-        log.warning("broker disconnected; reconnecting", extra={"url": self.url})
-
-    async def _on_reconnected(self) -> None:
-        log.info("broker reconnected", extra={"url": self.url})
+        log.warning("broker disconnected", extra={"url": self.url})
