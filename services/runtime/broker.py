@@ -58,6 +58,21 @@ def stream_config(source: str) -> StreamConfig:
     )
 
 
+#: Events a consumer gave up on, with the reason, kept until replayed or deleted.
+DEAD_LETTER_STREAM = "AGORA_DEAD_LETTERS"
+DEAD_LETTER_SUBJECTS = "agora.deadletters.>"
+
+
+def dead_letter_config() -> StreamConfig:
+    return StreamConfig(
+        name=DEAD_LETTER_STREAM,
+        subjects=[DEAD_LETTER_SUBJECTS],
+        storage=StorageType.FILE,
+        duplicate_window=DUPLICATE_WINDOW,
+        max_age=MAX_AGE * 4,
+    )
+
+
 class BrokerUnavailable(Exception):
     """The broker could not be reached, or did not acknowledge in time."""
 
@@ -106,10 +121,20 @@ class Broker:
         self._jetstream = client.jetstream(timeout=self._timeout)
         return self._jetstream
 
-    async def ensure_stream(self) -> None:
-        """Creates the service's stream, or brings its settings up to date. Idempotent."""
+    async def jetstream(self) -> JetStreamContext:
+        """The JetStream context on a live connection (consumers use it directly).
+
+        Raises:
+            BrokerUnavailable: if the broker cannot be reached now.
+        """
+        return await self._connect()
+
+    async def ensure_stream(self, config: StreamConfig | None = None) -> None:
+        """Creates a stream (by default the service's own), or brings its settings up to
+        date. Idempotent, so every replica and every consumer of it may call it."""
         jetstream = await self._connect()
-        config = stream_config(self.source)
+        own = config is None
+        config = config or stream_config(self.source)
         try:
             try:
                 await jetstream.stream_info(config.name or "")
@@ -122,7 +147,8 @@ class Broker:
             raise
         except Exception as error:
             raise BrokerUnavailable(f"cannot declare stream {config.name}: {error}") from error
-        self._stream_ready = True
+        if own:
+            self._stream_ready = True
 
     async def publish(self, subject: str, payload: bytes, headers: Mapping[str, str]) -> bool:
         """Publishes and waits for the stream's ack; False if it was a dropped duplicate."""

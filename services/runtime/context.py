@@ -74,3 +74,8 @@ def time_remaining() -> float | None:
 def current_method() -> str | None:
     """The method being served, or None outside a call."""
     return _current_method.get()
+
+
+def reset_traceparent(token: Token[str | None]) -> None:
+    """Restores the trace context :func:`use_traceparent` replaced."""
+    _traceparent.reset(token)

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from runtime.errors import Unavailable
 from runtime.idempotency import ConcurrentRequest, RecordedRequest, RequestLog
+from runtime.inbox import Inbox
 from runtime.outbox import OutboxWriter
 from runtime.unit_of_work import UnitOfWork
 
@@ -39,6 +40,26 @@ REQUEST_LOG_COLUMNS = (
         "create_time", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
     ),
 )
+
+
+#: Rows of the inbox (see :mod:`runtime.inbox`): one per event a consumer handled.
+INBOX_COLUMNS = (
+    sa.Column("consumer", sa.String(64), primary_key=True),
+    sa.Column("event_id", sa.String(64), primary_key=True),
+    sa.Column("handle_time", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+def inbox_table(metadata: sa.MetaData) -> sa.Table:
+    """Declares the ``inbox`` table in a consuming service's metadata."""
+    return sa.Table("inbox", metadata, *(c._copy() for c in INBOX_COLUMNS))
+
+
+def create_inbox_table() -> None:
+    """Creates the ``inbox`` table from inside an Alembic migration."""
+    from alembic import op
+
+    op.create_table("inbox", *(c._copy() for c in INBOX_COLUMNS))
 
 
 def request_log_table(metadata: sa.MetaData) -> sa.Table:
@@ -244,6 +265,37 @@ class SqlAlchemyRequestLog(RequestLog):
             raise ConcurrentRequest(request.request_id) from None
 
 
+class SqlAlchemyInbox(Inbox):
+    """The inbox in a service's own database, inside the caller's transaction."""
+
+    def __init__(self, connection: AsyncConnection, table: sa.Table) -> None:
+        self._connection = connection
+        self._table = table
+
+    async def seen(self, consumer: str, event_id: str) -> bool:
+        if self._connection.dialect.name == "postgresql":
+            # As for request ids: concurrent deliveries of one event take turns.
+            await self._connection.execute(
+                sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+                {"key": f"inbox/{consumer}/{event_id}"},
+            )
+        row = (
+            await self._connection.execute(
+                sa.select(self._table.c.event_id).where(
+                    self._table.c.consumer == consumer, self._table.c.event_id == event_id
+                )
+            )
+        ).first()
+        return row is not None
+
+    async def add(self, consumer: str, event_id: str) -> None:
+        await self._connection.execute(
+            sa.insert(self._table).values(
+                consumer=consumer, event_id=event_id, handle_time=datetime.now(UTC)
+            )
+        )
+
+
 class SqlAlchemyUnitOfWork(UnitOfWork):
     """A unit of work on one connection: begins on enter, rolls back on exit unless committed.
 
@@ -264,6 +316,8 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
 
     #: The service's ``request_log`` table (see :func:`request_log_table`).
     request_log: ClassVar[sa.Table]
+    #: The service's ``inbox`` table, if it consumes events (see :func:`inbox_table`).
+    inbox_table: ClassVar[sa.Table | None] = None
 
     def __init__(self, engine: AsyncEngine, outbox: OutboxWriter | None = None) -> None:
         self._engine = engine
@@ -281,6 +335,8 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
             raise (as_unavailable(error) or error) from error
         self._bind(self._connection)
         self.requests = SqlAlchemyRequestLog(self._connection, self.request_log)
+        if self.inbox_table is not None:
+            self.inbox = SqlAlchemyInbox(self._connection, self.inbox_table)
         return self
 
     async def __aexit__(

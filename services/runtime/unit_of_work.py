@@ -19,12 +19,15 @@ from types import TracebackType
 from typing import Self
 
 from runtime.idempotency import RequestLog
+from runtime.inbox import Inbox
 
 
 class UnitOfWork(abc.ABC):
     """One transaction over a service's repositories; ``commit`` makes the changes durable."""
 
     requests: RequestLog
+    #: Events already handled; only services that consume events have one.
+    inbox: Inbox
     #: Whether the transaction will write; set through :meth:`writing` before entering.
     writes: bool = False
 
