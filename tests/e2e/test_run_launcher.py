@@ -1,8 +1,9 @@
-"""``make run``: scripts/run.py starts every implemented service and stops them all again.
+"""``make run``: scripts/run.py starts NATS and every implemented service, and stops them all.
 
-The launcher runs for real, with every service moved to a free port and a temporary data
-directory. Nothing here assumes which services exist: the expectations are derived from
-``services/<name>/__main__.py`` and the runtime's port table, as the launcher's are.
+The launcher runs for real, with every service and its NATS JetStream server moved to a
+free port and a temporary data directory. Nothing here assumes which services exist: the
+expectations are derived from ``services/<name>/__main__.py`` and the runtime's port table,
+as the launcher's are.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from runtime.config import DEFAULT_PORTS
+from tests.support.nats import server_info
 from tests.support.processes import (
     REPO,
     STOP_TIMEOUT_S,
@@ -45,6 +47,10 @@ BANNER_TIMEOUT_S = 90.0
 LAUNCHER_STOP_TIMEOUT_S = 60.0
 BANNER_END = "Press Ctrl-C to stop"
 SERVICE_LINE = re.compile(r"^  (?P<name>[a-z]+)\s+(?P<address>\S+:\d+)\s+pid (?P<pid>\d+)\s*$")
+NATS_LINE = re.compile(
+    r"^  nats\s+(?P<address>\S+:\d+)\s+pid (?P<pid>\d+)\s+\(JetStream, (?P<store>[^)]+)\)\s*$"
+)
+EXTERNAL_NATS_LINE = re.compile(r"^  nats\s+(?P<url>\S+)\s+\(NATS_URL, not started\)\s*$")
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,10 @@ class Launcher:
     stdout: OutputReader
     stderr: OutputReader
     started: dict[str, Started] = field(default_factory=dict)
+    #: The NATS server the banner reported (None until then, or when NATS_URL was given).
+    nats: Started | None = None
+    #: Where the banner says the NATS server keeps its data.
+    nats_store: Path | None = None
 
     def output(self) -> str:
         return f"stdout:\n{self.stdout.text}\nstderr:\n{self.stderr.text}"
@@ -79,13 +89,35 @@ class Launcher:
                 info = proc_info(pid)
                 assert info is not None, f"{match['name']} (pid {pid}) is not running"
                 self.started[match["name"]] = Started(match["name"], match["address"], info)
+            elif match := NATS_LINE.match(line):
+                pid = int(match["pid"])
+                info = proc_info(pid)
+                assert info is not None, f"nats-server (pid {pid}) is not running"
+                self.nats = Started("nats", match["address"], info)
+                self.nats_store = Path(match["store"])
         return self.started
+
+    def children(self) -> list[Started]:
+        """Every process the banner reported: the services and the NATS server."""
+        return [*self.started.values(), *([self.nats] if self.nats else [])]
 
 
 @pytest.fixture
-def ports() -> dict[str, int]:
+def all_ports() -> list[int]:
+    """Distinct free ports: one per service in DEFAULT_PORTS, then one for NATS."""
+    return free_ports(len(DEFAULT_PORTS) + 1)
+
+
+@pytest.fixture
+def ports(all_ports: list[int]) -> dict[str, int]:
     """A free port for every service, implemented or not, so no default port is used."""
-    return dict(zip(DEFAULT_PORTS, free_ports(len(DEFAULT_PORTS)), strict=True))
+    return dict(zip(DEFAULT_PORTS, all_ports[:-1], strict=True))
+
+
+@pytest.fixture
+def nats_port(all_ports: list[int]) -> int:
+    """A free port for the launcher's NATS server, so a developer's 4222 is left alone."""
+    return all_ports[-1]
 
 
 @pytest.fixture
@@ -94,14 +126,18 @@ def data_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def env(ports: dict[str, int], data_dir: Path) -> dict[str, str]:
-    return clean_environment(
+def env(ports: dict[str, int], nats_port: int, data_dir: Path) -> dict[str, str]:
+    environment = clean_environment(
         {
             **{f"AGORA_{name.upper()}_PORT": str(port) for name, port in ports.items()},
+            "AGORA_NATS_PORT": str(nats_port),
             "AGORA_DATA_DIR": str(data_dir),
             "AGORA_GRACE_SECONDS": "5",
         }
     )
+    # No NATS_URL: the launcher starts its own NATS server (on nats_port).
+    environment.pop("NATS_URL", None)
+    return environment
 
 
 @contextlib.contextmanager
@@ -124,7 +160,7 @@ def launched(env: dict[str, str]) -> Iterator[Launcher]:
         yield launcher
     finally:
         stop_process(process, signal.SIGTERM, LAUNCHER_STOP_TIMEOUT_S)
-        for child in launcher.started.values():
+        for child in launcher.children():
             if still_running(child.info):
                 os.kill(child.info.pid, signal.SIGKILL)
         launcher.stdout.join(STOP_TIMEOUT_S)
@@ -153,12 +189,31 @@ def proc_environ(pid: int) -> dict[str, str]:
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_the_launcher_serves_every_implemented_service_and_stops_them_all(
-    env: dict[str, str], ports: dict[str, int], grpcurl_binary: Path, sig: int
+    env: dict[str, str],
+    ports: dict[str, int],
+    nats_port: int,
+    data_dir: Path,
+    grpcurl_binary: Path,
+    sig: int,
 ) -> None:
     with launched(env) as launcher:
         started = launcher.wait_for_banner()
 
         assert list(started) == implemented_services(), launcher.output()
+        # The NATS server runs first, as the launcher's child, with JetStream on files in
+        # the data directory, and every service is told where it is.
+        nats = launcher.nats
+        assert nats is not None, launcher.output()
+        assert nats.address == f"127.0.0.1:{nats_port}"
+        assert nats.info.ppid == launcher.process.pid
+        assert Path(proc_cmdline(nats.info.pid)[0]).name == "nats-server"
+        greeting = server_info("127.0.0.1", nats_port)
+        assert greeting is not None
+        assert greeting["jetstream"] is True
+        assert launcher.nats_store == (data_dir / "nats").resolve()
+        assert (data_dir / "nats" / "jetstream").is_dir()
+        for child in started.values():
+            assert proc_environ(child.info.pid)["NATS_URL"] == f"nats://127.0.0.1:{nats_port}"
         for name, child in started.items():
             assert child.address == f"127.0.0.1:{ports[name]}"
             assert child.info.ppid == launcher.process.pid
@@ -180,26 +235,38 @@ def test_the_launcher_serves_every_implemented_service_and_stops_them_all(
         status = launcher.process.wait(timeout=LAUNCHER_STOP_TIMEOUT_S)
 
         assert status == 0, launcher.output()
-        for child in started.values():
+        for child in launcher.children():
             assert not still_running(child.info), f"{child.name} outlived the launcher"
         launcher.stderr.join(STOP_TIMEOUT_S)
         for name in started:
             # Each child's JSON log lines reach the terminal, prefixed with its name.
             assert re.search(rf"^{name}\s+\| .*serving", launcher.stderr.text, re.M), name
-        assert "all services stopped" in launcher.stderr.text
+        assert "all services and nats-server stopped" in launcher.stderr.text
 
 
-def test_each_service_gets_its_port_data_dir_and_every_peers_address(
-    env: dict[str, str], ports: dict[str, int], data_dir: Path
+def test_each_service_gets_its_port_data_dir_every_peers_address_and_a_given_nats_url(
+    env: dict[str, str], ports: dict[str, int], nats_port: int, data_dir: Path
 ) -> None:
+    # A broker of the caller's: the launcher starts none and passes the URL through.
+    external = "nats://127.0.0.1:1"
+    env["NATS_URL"] = external
     with launched(env) as launcher:
         started = launcher.wait_for_banner()
 
+        assert launcher.nats is None, launcher.output()
+        banner = [
+            m for line in launcher.stdout.text.splitlines() if (m := EXTERNAL_NATS_LINE.match(line))
+        ]
+        assert [m["url"] for m in banner] == [external], launcher.output()
+        assert "ignoring AGORA_NATS_PORT" in launcher.stderr.text
+        assert server_info("127.0.0.1", nats_port) is None
+        assert not (data_dir / "nats").exists()
         for name, child in started.items():
             child_env = proc_environ(child.info.pid)
             assert child_env["AGORA_PORT"] == str(ports[name])
             assert Path(child_env["AGORA_DATA_DIR"]) == data_dir.resolve()
             assert "DATABASE_URL" not in child_env
+            assert child_env["NATS_URL"] == external
             peers = {
                 f"AGORA_{peer.upper()}_ADDR": f"127.0.0.1:{port}"
                 for peer, port in ports.items()
@@ -213,15 +280,18 @@ def test_children_do_not_outlive_a_killed_launcher(env: dict[str, str]) -> None:
         started = launcher.wait_for_banner()
         assert started
 
+        assert launcher.nats is not None
+        children = launcher.children()
+
         launcher.process.kill()
         launcher.process.wait(timeout=LAUNCHER_STOP_TIMEOUT_S)
 
         gone = wait_until(
-            lambda: not any(still_running(c.info) for c in started.values()),
+            lambda: not any(still_running(c.info) for c in children),
             timeout=LAUNCHER_STOP_TIMEOUT_S,
             interval=0.1,
         )
-        assert gone, [c.name for c in started.values() if still_running(c.info)]
+        assert gone, [c.name for c in children if still_running(c.info)]
 
 
 def test_a_port_in_use_stops_the_launch_with_the_service_port_and_override(
@@ -244,6 +314,24 @@ def test_a_port_in_use_stops_the_launch_with_the_service_port_and_override(
     assert not data_dir.exists() or not any(data_dir.iterdir())
 
 
+def test_a_nats_port_in_use_stops_the_launch_with_both_ways_out(
+    env: dict[str, str], nats_port: int, data_dir: Path
+) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", nats_port))
+        squatter.listen()
+
+        result = run_to_completion(env)
+
+    assert result.returncode != 0
+    message = result.stderr
+    assert f"port {nats_port} for nats is already in use" in message, message
+    assert "AGORA_NATS_PORT=" in message, message
+    assert f"NATS_URL=nats://127.0.0.1:{nats_port}" in message, message
+    assert BANNER_END not in result.stdout
+    assert not data_dir.exists() or not any(data_dir.iterdir())
+
+
 def test_a_failing_migration_stops_the_launch_with_its_output(
     env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -260,8 +348,11 @@ def test_a_failing_migration_stops_the_launch_with_its_output(
     assert BANNER_END not in result.stdout
 
 
-def test_an_unusable_port_variable_is_named_before_anything_starts(env: dict[str, str]) -> None:
-    name = implemented_services()[0]
+@pytest.mark.parametrize("whose", ["service", "nats"])
+def test_an_unusable_port_variable_is_named_before_anything_starts(
+    env: dict[str, str], whose: str
+) -> None:
+    name = implemented_services()[0] if whose == "service" else "nats"
     env[f"AGORA_{name.upper()}_PORT"] = "http"
 
     result = run_to_completion(env)
