@@ -1,4 +1,4 @@
-"""Identity's composition root: database, signing keys, hashing, servicer, cleanups."""
+"""Identity's composition root: database, signing keys, hashing, servicer, event relay, cleanups."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import grpc
 
 from agora.identity.v1 import identity_service_pb2, identity_service_pb2_grpc
+from identity.adapters import orm
 from identity.adapters.passwords import Argon2PasswordHasher
 from identity.adapters.tokens import JwtTokenSigner
 from identity.adapters.unit_of_work import SqlAlchemyUnitOfWork
@@ -17,7 +18,9 @@ from identity.domain.errors import DOMAIN
 from identity.domain.ports import PasswordHasher, TokenSigner, UnitOfWork
 from identity.entrypoints.servicer import IdentityServicer
 from runtime import db
+from runtime.broker import Broker, nats_url
 from runtime.config import ServerSettings
+from runtime.relay import OutboxRelay
 from runtime.server import Cleanup, Service
 
 SERVICE_NAME = identity_service_pb2.DESCRIPTOR.services_by_name["IdentityService"].full_name
@@ -53,6 +56,9 @@ async def build(
         cleanups.append(argon2_hasher.close)
         hasher = argon2_hasher
     await usecases.ensure_signing_key(make_uow(), signer, clock())
+    broker = Broker(nats_url(), "identity")
+    cleanups.append(broker.close)
+    relay = OutboxRelay(engine, orm.outbox, broker)
     servicer = IdentityServicer(make_uow, hasher, signer, identity.lifetimes, clock)
 
     def register(server: grpc.aio.Server) -> None:
@@ -61,6 +67,9 @@ async def build(
     async def ready() -> bool:
         return await db.ping(engine)
 
+    async def publish_events() -> None:
+        await relay.run()
+
     return Service(
         name="identity",
         domain=DOMAIN,
@@ -68,4 +77,5 @@ async def build(
         register=register,
         readiness=ready,
         cleanups=cleanups,
+        background=[publish_events],
     )

@@ -96,10 +96,17 @@ class ProductChanges:
     price: Money | None = None
 
     def changed_fields(self) -> list[str]:
+        """The fields given a new value, whether or not it differs from the current one."""
         return [
             name
             for name in ("display_name", "description", "category_id", "price")
             if getattr(self, name) is not None
+        ]
+
+    def differences(self, product: Product) -> list[str]:
+        """The given fields whose new value differs from ``product``'s, in field order."""
+        return [
+            name for name in self.changed_fields() if getattr(self, name) != getattr(product, name)
         ]
 
     def apply(self, product: Product, now: datetime) -> Product:

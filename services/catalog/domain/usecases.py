@@ -2,7 +2,8 @@
 
 Each mutating use case runs in one unit of work: it checks the request log first (a
 repeat of an earlier call answers with what that call produced), applies the rules,
-writes, records the request id and commits, all in one transaction.
+writes, emits the event of the change (see :mod:`events`), records the request id and
+commits, all in one transaction. A repeat emits nothing, and neither does a failure.
 """
 
 from __future__ import annotations
@@ -22,6 +23,12 @@ from catalog.domain.errors import (
     EtagMismatch,
     ProductNotFound,
     UnknownCategory,
+)
+from catalog.domain.events import (
+    CategoryCreated,
+    ProductCreated,
+    ProductDeleted,
+    ProductUpdated,
 )
 from catalog.domain.model import Category, Page, Product, ProductQuery
 from catalog.domain.ports import UnitOfWork
@@ -47,6 +54,7 @@ async def create_category(uow: UnitOfWork, command: CreateCategory, now: datetim
             create_time=now,
         )
         await uow.categories.add(category)
+        uow.emit(CategoryCreated(category))
         await idempotency.record(
             uow.requests, command.idempotency, "create_category", category.name
         )
@@ -86,6 +94,7 @@ async def create_product(uow: UnitOfWork, command: CreateProduct, now: datetime)
             update_time=now,
         )
         await uow.products.add(product)
+        uow.emit(ProductCreated(product))
         await idempotency.record(uow.requests, command.idempotency, "create_product", product.name)
         await uow.commit()
         return product
@@ -112,6 +121,11 @@ async def list_products(uow: UnitOfWork, query: ProductQuery) -> Page:
 
 
 async def update_product(uow: UnitOfWork, command: UpdateProduct, now: datetime) -> Product:
+    """Applies the changes; one that changes no value leaves the product as it is.
+
+    Such a no-op keeps the etag and the update time and publishes nothing; any other
+    update publishes :class:`ProductUpdated` with the fields whose value changed.
+    """
     async with uow.writing():
         replay = await idempotency.replay(uow.requests, command.idempotency, "update_product")
         if replay is not None:
@@ -122,11 +136,15 @@ async def update_product(uow: UnitOfWork, command: UpdateProduct, now: datetime)
         new_category = command.changes.category_id
         if new_category is not None and not await uow.categories.exists(new_category):
             raise UnknownCategory(f"categories/{new_category}")
-        updated = command.changes.apply(current, now)
-        if not await uow.products.update(updated, expected_revision=current.revision):
-            # Someone else saved in between our read and our write.
-            latest = await _require_product(uow, command.product_id)
-            raise EtagMismatch(latest.name, latest.etag)
+        changed = command.changes.differences(current)
+        updated = current
+        if changed:
+            updated = command.changes.apply(current, now)
+            if not await uow.products.update(updated, expected_revision=current.revision):
+                # Someone else saved in between our read and our write.
+                latest = await _require_product(uow, command.product_id)
+                raise EtagMismatch(latest.name, latest.etag)
+            uow.emit(ProductUpdated(updated, tuple(changed)))
         await idempotency.record(uow.requests, command.idempotency, "update_product", updated.name)
         await uow.commit()
         return updated
@@ -147,6 +165,7 @@ async def delete_product(uow: UnitOfWork, command: DeleteProduct) -> None:
             if latest is None:
                 raise ProductNotFound([current.name])
             raise EtagMismatch(latest.name, latest.etag)
+        uow.emit(ProductDeleted(current.id))
         await idempotency.record(uow.requests, command.idempotency, "delete_product", current.name)
         await uow.commit()
 

@@ -7,6 +7,8 @@ once as a ``BadRequest`` field violation.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.type import money_pb2
 
@@ -27,6 +29,8 @@ from runtime.requests import Violations, parse_name, read_idempotency, require_n
 MUTABLE_PRODUCT_FIELDS = ("display_name", "description", "category", "price")
 #: Output-only or identifying paths: accepted in a mask and ignored, as AIP-134 asks.
 IGNORED_PRODUCT_FIELDS = frozenset({"name", "create_time", "update_time", "etag"})
+#: Fields of the domain's product whose path in ``Product`` has another name.
+_PRODUCT_PATHS = {"category_id": "category"}
 MAX_BATCH = 100
 
 
@@ -65,6 +69,12 @@ def product_to_proto(product: model.Product) -> catalog_pb2.Product:
         update_time=_timestamp(product.update_time),
         etag=product.etag,
     )
+
+
+def product_paths(field_names: Sequence[str]) -> list[str]:
+    """Fields of the domain's product as paths relative to ``Product`` (``category_id`` is
+    ``category``), in the same order."""
+    return [_PRODUCT_PATHS.get(name, name) for name in field_names]
 
 
 def create_category_command(request: catalog_service_pb2.CreateCategoryRequest) -> CreateCategory:

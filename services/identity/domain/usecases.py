@@ -24,6 +24,7 @@ from identity.domain.errors import (
     UserNotFound,
     request_id_reused,
 )
+from identity.domain.events import UserSignedUp
 from identity.domain.model import (
     CUSTOMER,
     MAX_REFRESH_TOKEN,
@@ -50,6 +51,7 @@ def new_id(prefix: str) -> str:
 
 
 async def sign_up(uow: UnitOfWork, hasher: PasswordHasher, command: SignUp, now: datetime) -> User:
+    """Creates a customer and publishes :class:`UserSignedUp`; a replay publishes nothing."""
     password_hash = await hasher.hash(command.password)
     async with uow.writing():
         replay = await idempotency.replay(uow.requests, command.idempotency, "sign_up")
@@ -63,6 +65,7 @@ async def sign_up(uow: UnitOfWork, hasher: PasswordHasher, command: SignUp, now:
                 create_time=now,
             )
             await uow.users.add(user)
+            uow.emit(UserSignedUp(user))
             await idempotency.record(uow.requests, command.idempotency, "sign_up", user.name)
             await uow.commit()
             return user
