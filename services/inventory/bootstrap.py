@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import grpc
 
 from agora.inventory.v1 import inventory_service_pb2, inventory_service_pb2_grpc
+from inventory.adapters import orm
 from inventory.adapters.catalog import GrpcProductCatalog
 from inventory.adapters.unit_of_work import SqlAlchemyUnitOfWork
 from inventory.config import InventorySettings, load_inventory_settings
@@ -16,8 +17,10 @@ from inventory.domain.ports import ProductCatalog, UnitOfWork
 from inventory.entrypoints.servicer import InventoryServicer
 from inventory.entrypoints.sweeper import ReservationSweeper
 from runtime import db
+from runtime.broker import Broker, nats_url
 from runtime.clients import ClientFactory
 from runtime.config import ServerSettings
+from runtime.relay import OutboxRelay
 from runtime.server import Cleanup, Service
 
 SERVICE_NAME = inventory_service_pb2.DESCRIPTOR.services_by_name["InventoryService"].full_name
@@ -45,7 +48,9 @@ async def build(
     engine = db.create_engine(settings.database_url)
     if settings.auto_migrate:
         await db.migrate(engine, MIGRATIONS)
-    cleanups: list[Cleanup] = [engine.dispose]
+    broker = Broker(nats_url(), "inventory")
+    relay = OutboxRelay(engine, orm.outbox, broker)
+    cleanups: list[Cleanup] = [engine.dispose, broker.close]
     if catalog is None:
         clients = ClientFactory()
         cleanups.append(clients.close)
@@ -64,6 +69,9 @@ async def build(
     async def sweep_reservations() -> None:
         await sweeper.run()
 
+    async def publish_events() -> None:
+        await relay.run()
+
     return Service(
         name="inventory",
         domain=DOMAIN,
@@ -71,5 +79,5 @@ async def build(
         register=register,
         readiness=ready,
         cleanups=cleanups,
-        background=[sweep_reservations],
+        background=[sweep_reservations, publish_events],
     )

@@ -29,6 +29,7 @@ from inventory.domain.model import (
 from inventory.domain.ports import ReservationRepository, StockRepository
 
 _STOCK_BY_ID = sa.select(stocks).where(stocks.c.product_id == sa.bindparam("b_product"))
+_STOCK_BY_ID_FOR_UPDATE = _STOCK_BY_ID.with_for_update()
 _RESERVE = (
     sa.update(stocks)
     .where(
@@ -40,6 +41,7 @@ _RESERVE = (
         revision=stocks.c.revision + 1,
         update_time=sa.bindparam("b_now"),
     )
+    .returning(*stocks.c)
 )
 _UNRESERVE = (
     sa.update(stocks)
@@ -52,6 +54,7 @@ _UNRESERVE = (
         revision=stocks.c.revision + 1,
         update_time=sa.bindparam("b_now"),
     )
+    .returning(*stocks.c)
 )
 _CONSUME = (
     sa.update(stocks)
@@ -65,6 +68,7 @@ _CONSUME = (
         revision=stocks.c.revision + 1,
         update_time=sa.bindparam("b_now"),
     )
+    .returning(*stocks.c)
 )
 
 
@@ -76,8 +80,10 @@ class SqlAlchemyStockRepository(StockRepository):
     def __init__(self, connection: AsyncConnection) -> None:
         self._connection = connection
 
-    async def get(self, product_id: str) -> Stock | None:
-        row = (await self._connection.execute(_STOCK_BY_ID, {"b_product": product_id})).first()
+    async def get(self, product_id: str, *, lock: bool = False) -> Stock | None:
+        # PostgreSQL holds the row; SQLite's writer already holds the whole database.
+        statement = _STOCK_BY_ID_FOR_UPDATE if lock else _STOCK_BY_ID
+        row = (await self._connection.execute(statement, {"b_product": product_id})).first()
         return None if row is None else _stock(row)
 
     async def add(self, stock: Stock) -> bool:
@@ -109,28 +115,35 @@ class SqlAlchemyStockRepository(StockRepository):
         result = await self._connection.execute(statement)
         return bool(result.rowcount)
 
-    async def reserve(self, product_id: str, quantity: int, now: datetime) -> bool:
-        result = await self._connection.execute(
-            _RESERVE, {"b_product": product_id, "b_quantity": quantity, "b_now": now}
-        )
-        return bool(result.rowcount)
+    async def reserve(self, product_id: str, quantity: int, now: datetime) -> Stock | None:
+        return await self._change(_RESERVE, product_id, quantity, now)
 
-    async def unreserve(self, product_id: str, quantity: int, now: datetime) -> None:
-        await self._change_reserved(_UNRESERVE, product_id, quantity, now)
+    async def unreserve(self, product_id: str, quantity: int, now: datetime) -> Stock:
+        return await self._change_reserved(_UNRESERVE, product_id, quantity, now)
 
-    async def consume(self, product_id: str, quantity: int, now: datetime) -> None:
-        await self._change_reserved(_CONSUME, product_id, quantity, now)
+    async def consume(self, product_id: str, quantity: int, now: datetime) -> Stock:
+        return await self._change_reserved(_CONSUME, product_id, quantity, now)
+
+    async def _change(
+        self, statement: sa.Update, product_id: str, quantity: int, now: datetime
+    ) -> Stock | None:
+        # RETURNING gives the row as this statement left it (SQLite 3.35+ and PostgreSQL).
+        row = (
+            await self._connection.execute(
+                statement, {"b_product": product_id, "b_quantity": quantity, "b_now": now}
+            )
+        ).first()
+        return None if row is None else _stock(row)
 
     async def _change_reserved(
         self, statement: sa.Update, product_id: str, quantity: int, now: datetime
-    ) -> None:
-        result = await self._connection.execute(
-            statement, {"b_product": product_id, "b_quantity": quantity, "b_now": now}
-        )
-        if not result.rowcount:
+    ) -> Stock:
+        stock = await self._change(statement, product_id, quantity, now)
+        if stock is None:
             raise StockInvariantBroken(
                 f"stock of {product_id!r} holds fewer than {quantity} reserved units"
             )
+        return stock
 
 
 class SqlAlchemyReservationRepository(ReservationRepository):

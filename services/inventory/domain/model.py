@@ -102,6 +102,66 @@ class Reservation:
         return sorted(self.items, key=lambda item: item.product_id)
 
 
+class ReservationEventType(enum.Enum):
+    """A reservation's lifecycle events, as the contract's ``events.proto`` names them."""
+
+    RESERVED = "StockReserved"
+    COMMITTED = "ReservationCommitted"
+    RELEASED = "ReservationReleased"
+    EXPIRED = "ReservationExpired"
+
+
+_EVENT_OF_STATE = {
+    ReservationState.ACTIVE: ReservationEventType.RESERVED,
+    ReservationState.COMMITTED: ReservationEventType.COMMITTED,
+    ReservationState.RELEASED: ReservationEventType.RELEASED,
+    ReservationState.EXPIRED: ReservationEventType.EXPIRED,
+}
+
+
+@dataclass(frozen=True)
+class ReservationEvent:
+    """A reservation entered a state: taken, committed, released or expired."""
+
+    type: ReservationEventType
+    #: The reservation as it is once it happened.
+    reservation: Reservation
+
+    @classmethod
+    def entered(cls, reservation: Reservation) -> ReservationEvent:
+        """The event of ``reservation`` having just entered its current state."""
+        return cls(_EVENT_OF_STATE[reservation.state], reservation)
+
+
+@dataclass(frozen=True)
+class StockLevelChanged:
+    """A product's ``on_hand``, ``reserved`` or ``available`` quantity changed.
+
+    Both previous quantities are 0 when the stock was just created.
+    """
+
+    #: The stock after the change.
+    stock: Stock
+    previous_on_hand: int
+    previous_available: int
+
+    @classmethod
+    def by(cls, after: Stock, *, on_hand: int = 0, reserved: int = 0) -> StockLevelChanged:
+        """The change that added ``on_hand`` and ``reserved`` units (negative: took them
+        away) and left the stock as ``after``."""
+        return cls(after, after.on_hand - on_hand, after.available - (on_hand - reserved))
+
+    @classmethod
+    def between(cls, before: Stock | None, after: Stock) -> list[StockLevelChanged]:
+        """The change from ``before`` (None: the stock is new) to ``after``; none if no
+        quantity changed."""
+        if before is None:
+            return [cls(after, 0, 0)]
+        if (before.on_hand, before.reserved) == (after.on_hand, after.reserved):
+            return []
+        return [cls(after, before.on_hand, before.available)]
+
+
 def validate_on_hand(value: int, field_path: str) -> list[FieldViolation]:
     if 0 <= value <= MAX_ON_HAND:
         return []

@@ -15,7 +15,9 @@ class StockRepository(abc.ABC):
     database can never take ``reserved`` below 0 or above ``on_hand``."""
 
     @abc.abstractmethod
-    async def get(self, product_id: str) -> Stock | None: ...
+    async def get(self, product_id: str, *, lock: bool = False) -> Stock | None:
+        """The stock, or None; ``lock`` holds it against other writers until the
+        transaction ends."""
 
     @abc.abstractmethod
     async def add(self, stock: Stock) -> bool:
@@ -29,16 +31,19 @@ class StockRepository(abc.ABC):
         and (when given) still has ``expected_revision``."""
 
     @abc.abstractmethod
-    async def reserve(self, product_id: str, quantity: int, now: datetime) -> bool:
-        """Adds ``quantity`` to ``reserved`` if at least that many units are available."""
+    async def reserve(self, product_id: str, quantity: int, now: datetime) -> Stock | None:
+        """Adds ``quantity`` to ``reserved`` if at least that many units are available;
+        the stock after the change, or None if it was not made."""
 
     @abc.abstractmethod
-    async def unreserve(self, product_id: str, quantity: int, now: datetime) -> None:
-        """Returns ``quantity`` reserved units to available (a release or an expiry)."""
+    async def unreserve(self, product_id: str, quantity: int, now: datetime) -> Stock:
+        """Returns ``quantity`` reserved units to available (a release or an expiry); the
+        stock after the change."""
 
     @abc.abstractmethod
-    async def consume(self, product_id: str, quantity: int, now: datetime) -> None:
-        """Takes ``quantity`` reserved units out of ``on_hand`` and ``reserved`` (a commit)."""
+    async def consume(self, product_id: str, quantity: int, now: datetime) -> Stock:
+        """Takes ``quantity`` reserved units out of ``on_hand`` and ``reserved`` (a commit);
+        the stock after the change."""
 
 
 class ReservationRepository(abc.ABC):

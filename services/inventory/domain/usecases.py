@@ -6,6 +6,12 @@ rules, writes, records the request id and commits, all in one transaction.
 
 Stock changes are conditional statements (see :class:`ports.StockRepository`) applied in
 product order, so stock never goes negative and concurrent writers never deadlock.
+
+Every change emits its events (``events.proto``) in the transaction that makes it: a
+reservation entering a state (taken, committed, released, expired), and one
+:class:`~inventory.domain.model.StockLevelChanged` per product whose quantities moved. A
+replay, a no-op and a failed call emit nothing; an expiry recorded by a failing commit
+is committed, and so published.
 """
 
 from __future__ import annotations
@@ -32,7 +38,14 @@ from inventory.domain.errors import (
     StockNotFound,
     UnknownProduct,
 )
-from inventory.domain.model import Reservation, ReservationState, Stock
+from inventory.domain.model import (
+    Reservation,
+    ReservationEvent,
+    ReservationItem,
+    ReservationState,
+    Stock,
+    StockLevelChanged,
+)
 from inventory.domain.ports import ProductCatalog, UnitOfWork
 from runtime import idempotency
 from runtime.errors import Aborted
@@ -61,7 +74,8 @@ async def set_stock(
     async with uow.writing():
         if await idempotency.replay(uow.requests, command.idempotency, "set_stock") is not None:
             return await _require_stock(uow, command.product_id)
-        current = await uow.stocks.get(command.product_id)
+        # Locked, so the quantities before the change are exactly these.
+        current = await uow.stocks.get(command.product_id, lock=True)
         if command.etag and (current is None or command.etag != current.etag):
             raise EtagMismatch(name, "" if current is None else current.etag)
         created = current is None and await uow.stocks.add(
@@ -69,7 +83,7 @@ async def set_stock(
         )
         if not created:
             # Existing stock, or stock another call created since we looked.
-            current = current or await _require_stock(uow, command.product_id)
+            current = current or await _require_stock(uow, command.product_id, lock=True)
             if command.on_hand < current.reserved:
                 raise OnHandBelowReserved(name, command.on_hand, current.reserved)
             expected = current.revision if command.etag else None
@@ -80,6 +94,9 @@ async def set_stock(
                 raise OnHandBelowReserved(name, command.on_hand, latest.reserved)
         await idempotency.record(uow.requests, command.idempotency, "set_stock", name)
         stock = await _require_stock(uow, command.product_id)
+        # ``current`` is None here only if this call created the stock.
+        for event in StockLevelChanged.between(current, stock):
+            uow.emit(event)
         await uow.commit()
         return stock
 
@@ -110,10 +127,11 @@ async def reserve_stock(uow: UnitOfWork, command: ReserveStock, now: datetime) -
             update_time=now,
         )
         await uow.reservations.add(reservation)
+        uow.emit(ReservationEvent.entered(reservation))
         short = {
             item.product_id
             for item in reservation.items_by_product()
-            if not await uow.stocks.reserve(item.product_id, item.quantity, now)
+            if not await _reserve(uow, item, now)
         }
         if short:
             # Leaving the unit of work uncommitted undoes the items that did fit.
@@ -145,8 +163,7 @@ async def commit_reservation(
             raise ReservationExpired(expired.name, expired.expire_time)
         if reservation.state is ACTIVE:
             reservation = await _move(uow, reservation, ReservationState.COMMITTED, now)
-            for item in reservation.items_by_product():
-                await uow.stocks.consume(item.product_id, item.quantity, now)
+            await _consume(uow, reservation, now)
         await idempotency.record(
             uow.requests, command.idempotency, "commit_reservation", reservation.name
         )
@@ -169,8 +186,7 @@ async def release_reservation(
             reservation = await _expire(uow, reservation, now)
         elif reservation.state is ACTIVE:
             reservation = await _move(uow, reservation, ReservationState.RELEASED, now)
-            for item in reservation.items_by_product():
-                await uow.stocks.unreserve(item.product_id, item.quantity, now)
+            await _unreserve(uow, reservation, now)
         await idempotency.record(
             uow.requests, command.idempotency, "release_reservation", reservation.name
         )
@@ -208,18 +224,43 @@ async def expire_overdue_reservations(
 
 async def _expire(uow: UnitOfWork, reservation: Reservation, now: datetime) -> Reservation:
     expired = await _move(uow, reservation, ReservationState.EXPIRED, now)
-    for item in expired.items_by_product():
-        await uow.stocks.unreserve(item.product_id, item.quantity, now)
+    await _unreserve(uow, expired, now)
     return expired
+
+
+async def _reserve(uow: UnitOfWork, item: ReservationItem, now: datetime) -> bool:
+    """Holds the item's units if they are available, emitting the stock's change."""
+    after = await uow.stocks.reserve(item.product_id, item.quantity, now)
+    if after is None:
+        return False
+    uow.emit(StockLevelChanged.by(after, reserved=item.quantity))
+    return True
+
+
+async def _unreserve(uow: UnitOfWork, reservation: Reservation, now: datetime) -> None:
+    """Makes the reservation's units available again, emitting each stock's change."""
+    for item in reservation.items_by_product():
+        after = await uow.stocks.unreserve(item.product_id, item.quantity, now)
+        uow.emit(StockLevelChanged.by(after, reserved=-item.quantity))
+
+
+async def _consume(uow: UnitOfWork, reservation: Reservation, now: datetime) -> None:
+    """Takes the reservation's units out of stock for good, emitting each stock's change."""
+    for item in reservation.items_by_product():
+        after = await uow.stocks.consume(item.product_id, item.quantity, now)
+        uow.emit(StockLevelChanged.by(after, on_hand=-item.quantity, reserved=-item.quantity))
 
 
 async def _move(
     uow: UnitOfWork, reservation: Reservation, state: ReservationState, now: datetime
 ) -> Reservation:
+    """Moves the (locked) reservation to ``state``, emitting the event of entering it."""
     if not await uow.reservations.transition(reservation.id, reservation.state, state, now):
         # The reservation was read under a lock, so only a broken invariant lands here.
         raise _concurrent_change(reservation.name)
-    return reservation.moved_to(state, now)
+    moved = reservation.moved_to(state, now)
+    uow.emit(ReservationEvent.entered(moved))
+    return moved
 
 
 def _concurrent_change(name: str) -> Aborted:
@@ -230,8 +271,8 @@ def _concurrent_change(name: str) -> Aborted:
     )
 
 
-async def _require_stock(uow: UnitOfWork, product_id: str) -> Stock:
-    stock = await uow.stocks.get(product_id)
+async def _require_stock(uow: UnitOfWork, product_id: str, *, lock: bool = False) -> Stock:
+    stock = await uow.stocks.get(product_id, lock=lock)
     if stock is None:
         raise StockNotFound(f"products/{product_id}/stock")
     return stock

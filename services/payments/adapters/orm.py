@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from runtime.db import request_log_table
+from runtime.outbox import outbox_table
 
 metadata = sa.MetaData()
 
@@ -43,3 +44,4 @@ payments = sa.Table(
 )
 
 request_log = request_log_table(metadata)
+outbox = outbox_table(metadata)

@@ -373,6 +373,51 @@ class Payment:
         return self._move(action, now, refunded=total)
 
 
+class PaymentEventType(enum.Enum):
+    """What other services hear about a payment, as the contract's ``events.proto`` names it."""
+
+    AUTHORIZED = "PaymentAuthorized"
+    CAPTURED = "PaymentCaptured"
+    VOIDED = "PaymentVoided"
+    REFUNDED = "PaymentRefunded"
+    DECLINED = "PaymentDeclined"
+
+
+#: The event of entering each state; FAILED (no answer from the processor) has none, and
+#: the refund states publish REFUNDED once per refund (see :func:`events_between`).
+_EVENT_OF_STATE = {
+    PaymentState.AUTHORIZED: PaymentEventType.AUTHORIZED,
+    PaymentState.CAPTURED: PaymentEventType.CAPTURED,
+    PaymentState.VOIDED: PaymentEventType.VOIDED,
+    PaymentState.DECLINED: PaymentEventType.DECLINED,
+}
+
+
+@dataclass(frozen=True)
+class PaymentEvent:
+    """Something other services hear about: the payment as it is once it happened."""
+
+    type: PaymentEventType
+    payment: Payment
+    #: The amount of this refund alone; set on REFUNDED events only.
+    refund: Money | None = None
+
+
+def events_between(before: Payment, after: Payment) -> list[PaymentEvent]:
+    """The events of saving ``after`` over ``before`` (an :meth:`Payment.attempt` if new).
+
+    One per state entered: authorized (also when a retry authorizes a FAILED payment),
+    captured, voided, declined; one per refund, with its amount. A FAILED attempt, and a
+    save that changed no state and refunded nothing, publish nothing.
+    """
+    if after.refunded != before.refunded:
+        return [PaymentEvent(PaymentEventType.REFUNDED, after, after.refunded - before.refunded)]
+    if before.revision != 0 and before.state is after.state:
+        return []
+    event = _EVENT_OF_STATE.get(after.state)
+    return [] if event is None else [PaymentEvent(event, after)]
+
+
 @dataclass(frozen=True)
 class PaymentQuery:
     """A page of payments, newest first, optionally of one order and/or one user."""

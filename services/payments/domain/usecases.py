@@ -13,6 +13,10 @@ What is kept when the processor fails: an authorization is stored in every outco
 so a repeat replays a final outcome and retries a FAILED one on the same payment.
 A capture, void or refund the processor did not answer changes nothing and records no
 request id, so a repeat asks the processor again.
+
+Every save emits its events (``events.proto``, see
+:func:`~payments.domain.model.events_between`) in the transaction that makes it; a
+replay, a FAILED attempt and a call that fails without saving emit nothing.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from payments.domain.model import (
     Payment,
     PaymentQuery,
     PaymentState,
+    events_between,
 )
 from payments.domain.ports import CardProcessor, UnitOfWork
 from runtime import idempotency
@@ -209,10 +214,13 @@ async def _ask(call: Awaitable[T], payment: Payment) -> T:
 
 
 async def _save(uow: UnitOfWork, before: Payment, after: Payment) -> None:
+    """Stores ``after`` (new if ``before`` is an attempt) and emits what the change publishes."""
     if before.revision == 0:
         await uow.payments.add(after)
     elif not await uow.payments.update(after, expected_revision=before.revision):
         raise PaymentChanged(before.name)
+    for event in events_between(before, after):
+        uow.emit(event)
 
 
 async def _require(uow: UnitOfWork, payment_id: str, *, for_update: bool = False) -> Payment:

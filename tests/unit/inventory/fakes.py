@@ -31,7 +31,7 @@ class FakeStockRepository(StockRepository):
     def __init__(self, store: FakeStore) -> None:
         self._store = store
 
-    async def get(self, product_id: str) -> Stock | None:
+    async def get(self, product_id: str, *, lock: bool = False) -> Stock | None:
         return self._store.stocks.get(product_id)
 
     async def add(self, stock: Stock) -> bool:
@@ -51,22 +51,21 @@ class FakeStockRepository(StockRepository):
         self._change(current, on_hand=on_hand, now=now)
         return True
 
-    async def reserve(self, product_id: str, quantity: int, now: datetime) -> bool:
+    async def reserve(self, product_id: str, quantity: int, now: datetime) -> Stock | None:
         current = self._store.stocks.get(product_id)
         if current is None or current.available < quantity:
-            return False
-        self._change(current, reserved=current.reserved + quantity, now=now)
-        return True
+            return None
+        return self._change(current, reserved=current.reserved + quantity, now=now)
 
-    async def unreserve(self, product_id: str, quantity: int, now: datetime) -> None:
+    async def unreserve(self, product_id: str, quantity: int, now: datetime) -> Stock:
         current = self._store.stocks[product_id]
         assert current.reserved >= quantity
-        self._change(current, reserved=current.reserved - quantity, now=now)
+        return self._change(current, reserved=current.reserved - quantity, now=now)
 
-    async def consume(self, product_id: str, quantity: int, now: datetime) -> None:
+    async def consume(self, product_id: str, quantity: int, now: datetime) -> Stock:
         current = self._store.stocks[product_id]
         assert current.reserved >= quantity
-        self._change(
+        return self._change(
             current,
             on_hand=current.on_hand - quantity,
             reserved=current.reserved - quantity,
@@ -80,14 +79,16 @@ class FakeStockRepository(StockRepository):
         now: datetime,
         on_hand: int | None = None,
         reserved: int | None = None,
-    ) -> None:
-        self._store.stocks[current.product_id] = replace(
+    ) -> Stock:
+        changed = replace(
             current,
             on_hand=current.on_hand if on_hand is None else on_hand,
             reserved=current.reserved if reserved is None else reserved,
             update_time=now,
             revision=current.revision + 1,
         )
+        self._store.stocks[current.product_id] = changed
+        return changed
 
 
 class FakeReservationRepository(ReservationRepository):
