@@ -346,6 +346,7 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
         tb: TracebackType | None,
     ) -> None:
         connection, self._connection = self._connection, None
+        self.emitted.clear()  # events of a transaction that did not commit never leave
         if connection is not None:
             try:
                 if connection.in_transaction():
@@ -372,5 +373,6 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
         await self._connection.commit()
 
     async def rollback(self) -> None:
+        self.emitted.clear()
         if self._connection is not None and self._connection.in_transaction():
             await self._connection.rollback()

@@ -83,4 +83,5 @@ class FakeUnitOfWork(unit_of_work.UnitOfWork, Generic[S]):
         return published
 
     async def rollback(self) -> None:
+        self.emitted.clear()
         self._working = copy.deepcopy(self._committed)
