@@ -12,6 +12,7 @@ simulated card processor answers "timeout" after 3.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -219,3 +220,26 @@ async def test_an_order_cannot_be_placed_while_the_catalog_is_down(tmp_path: Pat
                 )
             ]
             assert stored == []
+
+
+async def test_a_checkout_publishes_its_events_in_order_on_one_trace(shop: Shop) -> None:
+    async with shop.clients() as clients:
+        await clients.stock({"cup": 5})
+        completed = await clients.wait_final((await clients.place({"cup": 1})).name)
+        declined = await clients.wait_final((await clients.place({"cup": 1}, DECLINED_CARD)).name)
+
+    async def published(order: str) -> list[tuple[str, str]]:
+        events = [e for e in await shop.events("orders") if e.order_name() == order]
+        return [(e.event_type.rsplit(".", 1)[-1], e.traceparent) for e in events]
+
+    async with asyncio.timeout(CALL_TIMEOUT_S):  # the relay publishes within moments
+        while True:
+            happy, sad = await published(completed.name), await published(declined.name)
+            if len(happy) >= 3 and len(sad) >= 2:
+                break
+            await asyncio.sleep(0.1)
+    assert [kind for kind, _ in happy] == ["OrderPlaced", "OrderConfirmed", "OrderCompleted"]
+    assert [kind for kind, _ in sad] == ["OrderPlaced", "OrderCancelled"]
+    # The checkout runs in the background, yet its events continue PlaceOrder's trace.
+    assert len({trace for _, trace in happy}) == 1
+    assert happy[0][1] != sad[0][1]

@@ -23,12 +23,16 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import nats
+from google.protobuf.message import Message
 from google.type import money_pb2
+from nats.js.errors import NotFoundError
 
 from agora.catalog.v1 import catalog_pb2
 from agora.catalog.v1 import catalog_service_pb2 as catalog_pb
 from agora.inventory.v1 import inventory_pb2
 from agora.inventory.v1 import inventory_service_pb2 as inventory_pb
+from agora.orders.v1 import events_pb2 as orders_events
 from agora.orders.v1 import order_pb2
 from agora.orders.v1 import order_service_pb2 as orders_pb
 from agora.payments.v1 import payment_pb2
@@ -41,6 +45,9 @@ from agora_sdk import (
     OrdersClient,
     PaymentsClient,
 )
+from runtime.broker import stream_name
+from runtime.outbox import EVENT_ID_HEADER, EVENT_TYPE_HEADER, TRACEPARENT_HEADER
+from tests.support.nats import NatsServer
 from tests.support.processes import ServiceProcess, free_port, start_service, stop_process
 
 #: Approved by the simulated processor; see payments' contract for the other test cards.
@@ -73,6 +80,36 @@ class Shop:
     orders: ServiceProcess
     orders_port: int
     orders_env: dict[str, str] = field(default_factory=dict)
+    #: The NATS JetStream server every service publishes its events to.
+    broker: NatsServer | None = None
+
+    async def events(self, source: str) -> list[PublishedEvent]:
+        """Every event in ``source``'s stream so far, in stream order."""
+        assert self.broker is not None
+        client = await nats.connect(self.broker.url)
+        try:
+            jetstream = client.jetstream()
+            try:
+                info = await jetstream.stream_info(stream_name(source))
+            except NotFoundError:
+                return []
+            count = info.state.messages
+            found: list[PublishedEvent] = []
+            for sequence in range(info.state.first_seq, info.state.first_seq + count):
+                raw = await jetstream.get_msg(stream_name(source), sequence)
+                headers = raw.headers or {}
+                found.append(
+                    PublishedEvent(
+                        sequence,
+                        headers.get(EVENT_ID_HEADER, ""),
+                        headers.get(EVENT_TYPE_HEADER, raw.subject or ""),
+                        headers.get(TRACEPARENT_HEADER, ""),
+                        raw.data or b"",
+                    )
+                )
+            return found
+        finally:
+            await client.close()
 
     def start_orders(
         self, extra_env: Mapping[str, str] | None = None, *, wait: bool = True
@@ -119,7 +156,11 @@ def running_shop(
     peers = {f"AGORA_{name.upper()}_ADDR": f"127.0.0.1:{port}" for name, port in ports.items()}
     started: list[ServiceProcess] = []
     shop: Shop | None = None
+    broker = NatsServer(store_dir=data_dir / "nats" / "store")
     try:
+        broker.start()
+        broker.wait_ready()
+        peers["NATS_URL"] = broker.url
         catalog = start_service("catalog", data_dir / "catalog", port=ports["catalog"], env=peers)
         started.append(catalog)
         inventory = start_service(
@@ -141,13 +182,40 @@ def running_shop(
         started.append(orders)
         for process in started:
             process.wait_until_serving()
-        shop = Shop(data_dir, catalog, inventory, payments, orders, ports["orders"], env)
+        shop = Shop(data_dir, catalog, inventory, payments, orders, ports["orders"], env, broker)
         yield shop
     finally:
         if shop is not None:
             started.append(shop.orders)  # it may have been restarted
         for process in started:
             process.stop()
+        broker.stop()
+
+
+@dataclass(frozen=True)
+class PublishedEvent:
+    sequence: int
+    event_id: str
+    event_type: str
+    traceparent: str
+    data: bytes
+
+    def order_name(self) -> str:
+        """The order an orders event is about."""
+        message = ORDER_EVENTS[self.event_type].FromString(self.data)
+        return str(getattr(message, "order").name)  # noqa: B009 - every orders event has one
+
+
+#: The orders events by type, to decode what the stream holds.
+ORDER_EVENTS: dict[str, type[Message]] = {
+    cls.DESCRIPTOR.full_name: cls
+    for cls in (
+        orders_events.OrderPlaced,
+        orders_events.OrderConfirmed,
+        orders_events.OrderCompleted,
+        orders_events.OrderCancelled,
+    )
+}
 
 
 @dataclass

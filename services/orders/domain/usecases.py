@@ -41,6 +41,10 @@ async def place_order(
     if earlier is not None:
         return earlier
     products = await catalog.price([item.product_id for item in command.items])
+    # The order's trace: the caller's, or one started here. OrderPlaced and every event
+    # of the checkout carry it.
+    trace = context.traceparent() or new_traceparent()
+    context.use_traceparent(trace)
     order = Order.place(
         new_id(),
         command.user_id,
@@ -49,7 +53,7 @@ async def place_order(
         command.payment_token,
         reservation_ttl,
         now,
-        context.traceparent() or new_traceparent(),
+        trace,
     )
     async with uow.writing():
         # A concurrent call with the same id may have stored its order meanwhile.
