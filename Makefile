@@ -96,6 +96,11 @@ test-e2e: venv tools
 run: venv tools
 	$(PY) scripts/run.py
 
+# `make dlq` lists; `$(PY) -m runtime.deadletters replay --all` (or SEQ...) replays, `delete SEQ...` drops.
+# List the dead letters (events consumers gave up on) at NATS_URL; replay them with runtime.deadletters.
+dlq: venv
+	$(PY) -m runtime.deadletters list
+
 # Measure catalog against a bare echo server with h2load and print ratios.
 bench: venv
 	$(PY) bench/run.py

@@ -112,6 +112,8 @@ class Broker:
                 # then NoServersError, so an absent broker is reported at once.
                 max_reconnect_attempts=1,
                 reconnect_time_wait=0,
+                # Closing drains the subscriptions; bounded like every other call.
+                drain_timeout=max(1, int(self._timeout)),
                 error_cb=self._on_error,
                 disconnected_cb=self._on_disconnected,
             )

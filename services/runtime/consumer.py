@@ -170,15 +170,22 @@ class EventConsumer:
             )
         except Exception as error:
             raise BrokerUnavailable(f"cannot bind consumer: {error}") from error
-        while True:
-            try:
-                messages = await pull.fetch(self._batch, timeout=self._fetch_wait)
-            except TimeoutError:
-                continue
-            except Exception as error:
-                raise BrokerUnavailable(f"fetch failed: {error}") from error
-            for message in messages:
-                await self.handle(message)
+        try:
+            while True:
+                try:
+                    messages = await pull.fetch(self._batch, timeout=self._fetch_wait)
+                except TimeoutError:
+                    continue
+                except Exception as error:
+                    raise BrokerUnavailable(f"fetch failed: {error}") from error
+                for message in messages:
+                    await self.handle(message)
+        finally:
+            # Left subscribed, its inbox would linger on the connection, and closing the
+            # broker would wait for the drain timeout: the client library counts the
+            # status replies a fetch discards as never processed.
+            with contextlib.suppress(Exception):
+                await pull.unsubscribe()
 
     async def handle(self, message: Msg) -> None:
         """Handles one delivery: once per event, redelivered on failure, then dead letter."""
@@ -253,11 +260,14 @@ class EventConsumer:
     async def _dead_letter(self, message: Msg, reason: str, deliveries: int) -> None:
         """Moves the event to the dead-letter stream, then stops its redelivery."""
         headers = dict(message.headers or {})
-        event_id = headers.get(EVENT_ID_HEADER) or f"seq-{message.metadata.sequence.stream}"
+        sequence = message.metadata.sequence.stream
+        event_id = headers.get(EVENT_ID_HEADER) or f"seq-{sequence}"
         headers.update(
             {
-                # One dead letter per event and consumer, even if this publish repeats.
-                MSG_ID_HEADER: f"{self.subscription.name}:{event_id}",
+                # One dead letter per message and consumer, even if this publish repeats.
+                # The stream sequence keeps a replayed event (a new message) that fails
+                # again from being dropped as a duplicate of its first dead letter.
+                MSG_ID_HEADER: f"{self.subscription.name}:{event_id}:{sequence}",
                 REASON_HEADER: reason[:1000],
                 CONSUMER_HEADER: self.subscription.name,
                 SUBJECT_HEADER: message.subject,
