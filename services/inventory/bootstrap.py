@@ -14,12 +14,14 @@ from inventory.adapters.unit_of_work import SqlAlchemyUnitOfWork
 from inventory.config import InventorySettings, load_inventory_settings
 from inventory.domain.errors import DOMAIN
 from inventory.domain.ports import ProductCatalog, UnitOfWork
+from inventory.entrypoints import events
 from inventory.entrypoints.servicer import InventoryServicer
 from inventory.entrypoints.sweeper import ReservationSweeper
 from runtime import db
 from runtime.broker import Broker, nats_url
 from runtime.clients import ClientFactory
 from runtime.config import ServerSettings
+from runtime.consumer import EventConsumer
 from runtime.relay import OutboxRelay
 from runtime.server import Cleanup, Service
 
@@ -58,6 +60,7 @@ async def build(
     units = uow or (lambda: SqlAlchemyUnitOfWork(engine))
     servicer = InventoryServicer(units, catalog, clock)
     sweeper = ReservationSweeper(units, clock, options.sweep_interval, options.sweep_batch)
+    cancelled_orders = EventConsumer(broker, events.subscription(clock), units)
 
     def register(server: grpc.aio.Server) -> None:
         inventory_service_pb2_grpc.add_InventoryServiceServicer_to_server(servicer, server)
@@ -72,6 +75,9 @@ async def build(
     async def publish_events() -> None:
         await relay.run()
 
+    async def consume_events() -> None:
+        await cancelled_orders.run()
+
     return Service(
         name="inventory",
         domain=DOMAIN,
@@ -79,5 +85,5 @@ async def build(
         register=register,
         readiness=ready,
         cleanups=cleanups,
-        background=[sweep_reservations, publish_events],
+        background=[sweep_reservations, publish_events, consume_events],
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from runtime.db import request_log_table
+from runtime.db import inbox_table, request_log_table
 from runtime.outbox import outbox_table
 
 metadata = sa.MetaData()
@@ -59,3 +59,4 @@ reservation_items = sa.Table(
 
 request_log = request_log_table(metadata)
 outbox = outbox_table(metadata)
+inbox = inbox_table(metadata)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from inventory.adapters.events import OUTBOX
-from inventory.adapters.orm import request_log
+from inventory.adapters.orm import inbox, request_log
 from inventory.adapters.repository import SqlAlchemyReservationRepository, SqlAlchemyStockRepository
 from inventory.domain.ports import UnitOfWork
 from runtime import db
@@ -19,6 +19,7 @@ class SqlAlchemyUnitOfWork(db.SqlAlchemyUnitOfWork, UnitOfWork):
     """
 
     request_log = request_log
+    inbox_table = inbox
 
     def __init__(self, engine: AsyncEngine, outbox: OutboxWriter = OUTBOX) -> None:
         super().__init__(engine, outbox)

@@ -194,6 +194,29 @@ async def release_reservation(
         return reservation
 
 
+async def release_for_cancelled_order(
+    uow: UnitOfWork, order_id: str, now: datetime
+) -> Reservation | None:
+    """Releases the reservation of a cancelled order, if it still holds one.
+
+    The second line of defence behind the checkout's own release, run by the
+    OrderCancelled consumer inside its transaction (the caller commits): harmless when
+    the saga already released it, and it never touches a committed reservation. Returns
+    the reservation it released or expired, else None.
+    """
+    live = await uow.reservations.find_live(order_id)
+    if live is None or live.state is not ACTIVE:
+        return None
+    reservation = await _require_reservation(uow, live.id, lock=True)
+    if reservation.state is not ACTIVE:
+        return None
+    if reservation.is_overdue(now):
+        return await _expire(uow, reservation, now)
+    released = await _move(uow, reservation, ReservationState.RELEASED, now)
+    await _unreserve(uow, released, now)
+    return released
+
+
 async def get_reservation(uow: UnitOfWork, reservation_id: str) -> Reservation:
     async with uow:
         return await _require_reservation(uow, reservation_id)
