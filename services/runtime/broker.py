@@ -16,6 +16,7 @@ the next call connects again.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -73,6 +74,17 @@ def dead_letter_config() -> StreamConfig:
     )
 
 
+def raise_if_cancelled() -> None:
+    """Re-raises a cancellation a client library swallowed and turned into an error.
+
+    Jobs that retry on :class:`BrokerUnavailable` call it first, so a stopping service is
+    not kept waiting by a retry loop.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class BrokerUnavailable(Exception):
     """The broker could not be reached, or did not acknowledge in time."""
 
@@ -87,6 +99,8 @@ class Broker:
         self._client: Client | None = None
         self._jetstream: JetStreamContext | None = None
         self._stream_ready = False
+        # Jobs sharing the broker (a relay, consumers) connect once, not once each.
+        self._connecting = asyncio.Lock()
 
     async def _connect(self) -> JetStreamContext:
         """The JetStream context on a live connection, connecting if there is none.
@@ -98,6 +112,13 @@ class Broker:
         client = self._client
         if client is not None and client.is_connected and self._jetstream is not None:
             return self._jetstream
+        async with self._connecting:
+            return await self._reconnect()
+
+    async def _reconnect(self) -> JetStreamContext:
+        client = self._client
+        if client is not None and client.is_connected and self._jetstream is not None:
+            return self._jetstream  # another job connected while this one waited
         if client is not None:
             self._client, self._jetstream, self._stream_ready = None, None, False
             with contextlib.suppress(Exception):

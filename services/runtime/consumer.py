@@ -47,6 +47,7 @@ from runtime.broker import (
     Broker,
     BrokerUnavailable,
     dead_letter_config,
+    raise_if_cancelled,
     stream_config,
     stream_name,
 )
@@ -152,6 +153,7 @@ class EventConsumer:
             try:
                 await self._consume()
             except BrokerUnavailable as error:
+                raise_if_cancelled()
                 log.warning(
                     "consumer waiting for the broker",
                     extra={"consumer": self.subscription.name, "error": str(error)},

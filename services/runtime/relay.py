@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from runtime.broker import Broker, BrokerUnavailable
+from runtime.broker import Broker, BrokerUnavailable, raise_if_cancelled
 from runtime.db import begin
 from runtime.outbox import headers
 
@@ -89,6 +89,7 @@ class OutboxRelay:
                     if published < self._batch:
                         await self._idle()
                 except BrokerUnavailable as error:
+                    raise_if_cancelled()
                     await self._log_lag(str(error))
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, self._max_backoff)
@@ -188,7 +189,21 @@ class OutboxRelay:
         return True
 
     async def _release_lead(self) -> None:
+        """Unlocks and returns the lock's connection. A pooled connection keeps a session
+        lock, so it is unlocked first, or thrown away if that fails."""
         connection, self._lock_connection = self._lock_connection, None
-        if connection is not None:
+        if connection is None:
+            return
+        try:
+            await connection.execute(
+                sa.text("SELECT pg_advisory_unlock(hashtextextended(:key, 0))"),
+                {"key": RELAY_LOCK},
+            )
+            await connection.commit()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await connection.invalidate()
+            raise
+        finally:
             with contextlib.suppress(Exception):
                 await connection.close()

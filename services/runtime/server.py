@@ -103,9 +103,7 @@ async def running(service: Service, settings: ServerSettings) -> AsyncIterator[i
     finally:
         log.info("shutting down", extra={"grace_seconds": settings.grace_seconds})
         probing.cancel()
-        for job in jobs:
-            job.cancel()
-        await asyncio.gather(*jobs, return_exceptions=True)
+        await _stop_jobs(jobs)
         await health_servicer.enter_graceful_shutdown()
         await server.stop(settings.grace_seconds)
         # stop() may return while handlers of aborted calls still run (grpc#37239);
@@ -125,6 +123,27 @@ async def running(service: Service, settings: ServerSettings) -> AsyncIterator[i
 
 #: Pause before a failed background job runs again.
 RESTART_DELAY = 1.0
+#: How long shutdown waits for a cancelled background job before cancelling it again.
+JOB_STOP_WAIT = 1.0
+
+
+async def _stop_jobs(jobs: Sequence[asyncio.Task[None]], rounds: int = 10) -> None:
+    """Cancels the jobs and waits until they are done, cancelling again those that are not.
+
+    A cancellation can be swallowed by a library (a client connecting to a server that is
+    going away, say), and the job's retry loop then carries on; cancelling again ends it.
+    """
+    pending = {job for job in jobs if not job.done()}
+    for _ in range(rounds):
+        if not pending:
+            return
+        for job in pending:
+            job.cancel()
+        _, pending = await asyncio.wait(pending, timeout=JOB_STOP_WAIT)
+    if pending:
+        log.warning(
+            "background jobs did not stop", extra={"jobs": [job.get_name() for job in pending]}
+        )
 
 
 async def _keep_running(job: Callable[[], Awaitable[None]]) -> None:
