@@ -1,0 +1,1 @@
+"""Notifications' adapters: the database, the mail sinks and the outbox."""

@@ -1,0 +1,141 @@
+"""Notifications' composition root: database, consumers, sender, servicer, relay, cleanups."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+import grpc
+
+from agora.notifications.v1 import notification_service_pb2, notification_service_pb2_grpc
+from notifications.adapters import orm
+from notifications.adapters.sinks import MaildirSink, SmtpSink
+from notifications.adapters.unit_of_work import SqlAlchemyUnitOfWork
+from notifications.config import NotificationsSettings, load_notifications_settings
+from notifications.domain.errors import DOMAIN
+from notifications.domain.model import RetryPolicy
+from notifications.domain.ports import MailSink, UnitOfWork
+from notifications.entrypoints.handlers import EventHandlers
+from notifications.entrypoints.sender import NotificationSender
+from notifications.entrypoints.servicer import NotificationServicer
+from runtime import db
+from runtime.broker import Broker
+from runtime.config import ServerSettings
+from runtime.consumer import EventConsumer
+from runtime.relay import OutboxRelay
+from runtime.server import Service
+
+SERVICE_NAME = notification_service_pb2.DESCRIPTOR.services_by_name["NotificationService"].full_name
+MIGRATIONS = "notifications.adapters:migrations"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def build_sink(options: NotificationsSettings) -> MailSink:
+    if options.sink == "smtp":
+        return SmtpSink(options.smtp_host, options.smtp_port, options.sender, options.smtp_timeout)
+    return MaildirSink(options.maildir, options.sender)
+
+
+async def build(
+    settings: ServerSettings,
+    *,
+    options: NotificationsSettings | None = None,
+    sink: MailSink | None = None,
+    clock: Callable[[], datetime] = utc_now,
+) -> Service:
+    """Wires notifications for ``settings``; ``options`` replaces the environment's own
+    settings and ``sink`` the configured mail sink (tests)."""
+    options = options or load_notifications_settings(data_dir=settings.data_dir)
+    engine = db.create_engine(settings.database_url)
+    if settings.auto_migrate:
+        await db.migrate(engine, MIGRATIONS)
+    policy = RetryPolicy(
+        max_attempts=options.max_attempts,
+        initial=timedelta(seconds=options.retry_initial),
+        maximum=timedelta(seconds=options.retry_max),
+        # Longer than the slowest attempt (an SMTP delivery is bounded by its timeouts).
+        claim=timedelta(seconds=max(60.0, options.smtp_timeout * 4)),
+    )
+    broker = Broker(options.nats_url, "notifications")
+    relay = OutboxRelay(engine, orm.outbox, broker)
+
+    def units() -> UnitOfWork:
+        return SqlAlchemyUnitOfWork(engine, on_commit=relay.wake)
+
+    sender = NotificationSender(
+        units, sink or build_sink(options), clock, policy, poll_interval=options.poll_interval
+    )
+
+    def handler_units() -> UnitOfWork:
+        return SqlAlchemyUnitOfWork(engine, on_commit=sender.wake)
+
+    # One connection per consumer: a Broker connects lazily, and several jobs making the
+    # first call on one Broker at once would each open a connection and leak all but one.
+    subscriptions = EventHandlers(clock).subscriptions()
+    brokers = [broker, *(Broker(options.nats_url, "notifications") for _ in subscriptions)]
+    consumers = [
+        EventConsumer(
+            own_broker,
+            subscription,
+            uow=handler_units,
+            max_deliver=options.max_deliver,
+            backoff=options.redelivery_backoff,
+        )
+        for own_broker, subscription in zip(brokers[1:], subscriptions, strict=True)
+    ]
+    servicer = NotificationServicer(units)
+
+    def register(server: grpc.aio.Server) -> None:
+        notification_service_pb2_grpc.add_NotificationServiceServicer_to_server(servicer, server)
+
+    async def ready() -> bool:
+        # The broker is not a readiness dependency: the consumers wait for it by themselves.
+        return await db.ping(engine)
+
+    return Service(
+        name="notifications",
+        domain=DOMAIN,
+        service_names=[SERVICE_NAME],
+        register=register,
+        readiness=ready,
+        cleanups=[engine.dispose, *(b.close for b in brokers)],
+        background=[
+            *(stoppable(f"consume:{c.subscription.name}", c.run) for c in consumers),
+            stoppable("send-notifications", sender.run),
+            stoppable("publish-events", relay.run),
+        ],
+    )
+
+
+#: How long a stopping job gets after each cancellation before it is cancelled again.
+CANCEL_RETRY_S = 0.2
+
+
+def stoppable(name: str, job: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+    """``job`` as a background job that stops when cancelled, even if something it awaits
+    swallows one cancellation.
+
+    A cancellation can get lost inside the NATS client while it connects to a broker that
+    is going away (seen on Python 3.11, whose ``asyncio.wait_for`` can swallow one): the
+    client reports a failed connection instead, the job's retry loop carries on, and the
+    server's shutdown waits for it forever. So the job runs as its own task, cancelled
+    again until it has stopped.
+    """
+
+    async def run() -> None:
+        task = asyncio.ensure_future(job())
+        try:
+            await asyncio.wait({task})
+        except asyncio.CancelledError:
+            while not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=CANCEL_RETRY_S)
+            raise
+        task.result()  # a failure reaches the runtime, which restarts the job
+
+    run.__name__ = name
+    return run

@@ -1,0 +1,1 @@
+"""Plain-Python rules of notifications: no gRPC, no SQL, no generated code."""

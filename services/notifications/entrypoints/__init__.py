@@ -1,0 +1,1 @@
+"""Notifications' entrypoints: the servicer, the event handlers, the sender job."""
