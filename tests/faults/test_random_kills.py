@@ -9,7 +9,9 @@ Two kinds of kill, both SIGKILL of the real orders process while checkouts run:
 - anywhere: the test kills it at random moments, in the middle of calls, commits and
   PlaceOrder requests.
 
-After each kill, orders is restarted on the same database. Customers keep placing
+After each kill, orders is restarted on the same database. Orders' outbox relay runs in
+the same process, so it is killed as often, mid-publish too: at the end, the orders
+stream must hold every order's events exactly once and in order. Customers keep placing
 orders (retrying PlaceOrder with the same request id while orders is down) with a mix of
 cards and quantities that exercises every outcome, and some cancel. Once the run has
 made ``AGORA_FAULT_KILLS`` kills (default 60), orders runs without faults until every
@@ -21,6 +23,7 @@ order is final, and the checkout's invariants are checked over all of them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -45,6 +48,7 @@ from tests.support.shop import (
     INSUFFICIENT_FUNDS_CARD,
     TIMEOUT_CARD,
     UNAVAILABLE_CARD,
+    PublishedEvent,
     Shop,
     ShopClients,
     running_shop,
@@ -179,6 +183,48 @@ async def final_orders(clients: ShopClients, names: list[str]) -> list[order_pb2
     return finals
 
 
+def expected_events(order: order_pb2.Order) -> list[str]:
+    """The events an order's history implies, in the order they must be published."""
+    confirmed = any(
+        r.step == order_pb2.CHECKOUT_STEP_CONFIRM_ORDER
+        and r.outcome == order_pb2.STEP_OUTCOME_SUCCEEDED
+        for r in order.step_history
+    )
+    last = "OrderCompleted" if order.state == order_pb2.ORDER_STATE_COMPLETED else "OrderCancelled"
+    return ["OrderPlaced", *(["OrderConfirmed"] if confirmed else []), last]
+
+
+async def events_settled(shop: Shop, finals: list[order_pb2.Order]) -> tuple[list[str], int]:
+    """Waits for orders' relay to publish every order's events, then checks them.
+
+    The relay's process was SIGKILLed as often as the checkout's, mid-publish too: every
+    event must be in the stream, once (distinct event ids per order and type), in order.
+    Returns the problems and how many events the stream holds.
+    """
+    expected = {order.name: expected_events(order) for order in finals}
+    problems: list[str] = ["the orders stream was never read"]
+    events: list[PublishedEvent] = []
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(SETTLE_S):
+            while True:
+                events = await shop.events("orders")
+                seen: dict[str, list[tuple[str, str]]] = {}
+                for event in events:
+                    kinds = seen.setdefault(event.order_name(), [])
+                    kind = (event.event_type.rsplit(".", 1)[-1], event.event_id)
+                    if kind not in kinds:  # the same event id twice: a republish, absorbed
+                        kinds.append(kind)
+                problems = [
+                    f"{name}: published {[k for k, _ in seen.get(name, [])]}, expected {want}"
+                    for name, want in expected.items()
+                    if [k for k, _ in seen.get(name, [])] != want
+                ]
+                if not problems:
+                    break
+                await asyncio.sleep(0.5)
+    return problems, len(events)
+
+
 async def test_random_kills_never_break_the_checkout_invariants(tmp_path: Path) -> None:
     seed = int(os.environ.get("AGORA_FAULT_SEED") or random.randrange(2**32))
     print(f"\nfault run seed: {seed} (AGORA_FAULT_SEED={seed} replays it)")
@@ -218,6 +264,7 @@ async def test_random_kills_never_break_the_checkout_invariants(tmp_path: Path) 
             shop.start_orders({"ORDERS_FAULT_KILL_RATE": "0", "ORDERS_FAULT_KILL_FIRST": "false"})
             finals = await final_orders(clients, run.names)
             problems = await clients.invariant_violations(finals, INITIAL_STOCK)
+            event_problems, published = await events_settled(shop, finals)
 
     points = run.points()
     outcomes = Counter(
@@ -239,9 +286,12 @@ async def test_random_kills_never_break_the_checkout_invariants(tmp_path: Path) 
         "kills_per_point": dict(sorted(points.items())),
         "outcomes": dict(sorted(outcomes.items())),
         "invariant_violations": problems,
+        "order_events_published": published,
+        "event_violations": event_problems,
     }
     print(json.dumps(report, indent=2))
     assert problems == []
+    assert event_problems == []
     assert run.kills >= TARGET_KILLS
     # Every point is killed the first time it is reached. All but the undoing of a
     # payment are reached in every run (a declined card undoes the reservation); that
