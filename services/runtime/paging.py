@@ -14,8 +14,10 @@ import base64
 import binascii
 import hashlib
 import json
+from datetime import datetime
 
 from runtime.errors import FieldViolation, InvalidArgument
+from runtime.names import ID_PATTERN
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
@@ -62,6 +64,37 @@ def decode_page_token(token: str, query: str) -> str | None:
 
 def _query_hash(query: str) -> str:
     return hashlib.sha256(query.encode()).hexdigest()[:16]
+
+
+#: Where a page starts in a list ordered by (create_time, id), newest first.
+TimePosition = tuple[datetime, str]
+
+
+def encode_time_position(after: TimePosition | None, query: str) -> str:
+    """The token of the page after ``after`` in a (create_time, id) ordering; "" at the end."""
+    if after is None:
+        return ""
+    create_time, resource_id = after
+    return encode_page_token(f"{create_time.isoformat()}|{resource_id}", query)
+
+
+def decode_time_position(token: str, query: str) -> TimePosition | None:
+    """What :func:`encode_time_position` encoded; None for the first page.
+
+    Raises:
+        InvalidArgument: reason ``INVALID_PAGE_TOKEN``, as :func:`decode_page_token`.
+    """
+    after = decode_page_token(token, query)
+    if after is None:
+        return None
+    create_time, _, resource_id = after.partition("|")
+    try:
+        position = datetime.fromisoformat(create_time)
+    except ValueError:
+        position = None
+    if position is None or position.tzinfo is None or not ID_PATTERN.match(resource_id):
+        raise _invalid_token("page_token is not a token this service issued")
+    return position, resource_id
 
 
 def _invalid_token(message: str) -> InvalidArgument:

@@ -30,8 +30,6 @@ from notifications.domain.commands import (
 )
 from notifications.domain.model import EventType, Money, NotificationQuery, NotificationState
 from runtime import paging
-from runtime.errors import FieldViolation, InvalidArgument
-from runtime.names import ID_PATTERN
 from runtime.requests import Violations, parse_name, require_name
 
 STATE_TO_PROTO = {
@@ -90,33 +88,12 @@ def notification_query(
     violations.raise_if_any()
     size = paging.page_size(request.page_size)
     query = NotificationQuery(size, recipient_id, event_type)
-    token = paging.decode_page_token(request.page_token, query.fingerprint())
-    return NotificationQuery(
-        size, recipient_id, event_type, None if token is None else _position(token)
-    )
+    after = paging.decode_time_position(request.page_token, query.fingerprint())
+    return NotificationQuery(size, recipient_id, event_type, after)
 
 
 def next_page_token(after: tuple[datetime, str] | None, query: NotificationQuery) -> str:
-    if after is None:
-        return ""
-    create_time, notification_id = after
-    return paging.encode_page_token(
-        f"{create_time.isoformat()}|{notification_id}", query.fingerprint()
-    )
-
-
-def _position(token: str) -> tuple[datetime, str]:
-    create_time, _, notification_id = token.partition("|")
-    try:
-        position = datetime.fromisoformat(create_time)
-    except ValueError:
-        position = None
-    if position is None or position.tzinfo is None or not ID_PATTERN.match(notification_id):
-        message = "page_token is not a token this service issued"
-        raise InvalidArgument(
-            message, violations=[FieldViolation("page_token", message)], reason="INVALID_PAGE_TOKEN"
-        )
-    return position, notification_id
+    return paging.encode_time_position(after, query.fingerprint())
 
 
 # --- events -> commands -------------------------------------------------------------------

@@ -18,8 +18,7 @@ from orders.domain import model
 from orders.domain.commands import CancelOrder, PlaceOrder
 from orders.domain.model import LineItem, Money, OrderQuery, OrderState
 from runtime import paging, requests
-from runtime.errors import FieldViolation, InvalidArgument
-from runtime.names import ID_PATTERN
+from runtime.errors import InvalidArgument
 from runtime.requests import parse_name, read_idempotency, require_name
 
 MAX_LINE_ITEMS = 100
@@ -112,15 +111,12 @@ def order_query(request: order_service_pb2.ListOrdersRequest) -> OrderQuery:
     violations.raise_if_any()
     size = paging.page_size(request.page_size)
     query = OrderQuery(user_id, size, state)
-    token = paging.decode_page_token(request.page_token, query.fingerprint())
-    return OrderQuery(user_id, size, state, None if token is None else _position(token))
+    after = paging.decode_time_position(request.page_token, query.fingerprint())
+    return OrderQuery(user_id, size, state, after)
 
 
 def next_page_token(after: tuple[datetime, str] | None, query: OrderQuery) -> str:
-    if after is None:
-        return ""
-    create_time, order_id = after
-    return paging.encode_page_token(f"{create_time.isoformat()}|{order_id}", query.fingerprint())
+    return paging.encode_time_position(after, query.fingerprint())
 
 
 def money_to_proto(money: Money) -> money_pb2.Money:
@@ -199,20 +195,6 @@ def _without_token(request: Message) -> None:
     """Keeps only the card's last four digits in what the stored fingerprint hashes."""
     assert isinstance(request, order_service_pb2.PlaceOrderRequest)
     request.payment_token = request.payment_token.replace(" ", "").replace("-", "")[-4:]
-
-
-def _position(token: str) -> tuple[datetime, str]:
-    create_time, _, order_id = token.partition("|")
-    try:
-        position = datetime.fromisoformat(create_time)
-    except ValueError:
-        position = None
-    if position is None or position.tzinfo is None or not ID_PATTERN.match(order_id):
-        message = "page_token is not a token this service issued"
-        raise InvalidArgument(
-            message, violations=[FieldViolation("page_token", message)], reason="INVALID_PAGE_TOKEN"
-        )
-    return position, order_id
 
 
 def _timestamp(value: datetime) -> Timestamp:

@@ -23,8 +23,7 @@ from payments.domain.commands import (
 )
 from payments.domain.model import Money, PaymentQuery, PaymentState
 from runtime import paging, requests
-from runtime.errors import FieldViolation, InvalidArgument
-from runtime.names import ID_PATTERN
+from runtime.errors import InvalidArgument
 from runtime.requests import parse_name, read_idempotency, require_name
 
 MAX_PAYMENT_TOKEN = 512
@@ -152,29 +151,12 @@ def payment_query(request: payment_service_pb2.ListPaymentsRequest) -> PaymentQu
     violations.raise_if_any()
     size = paging.page_size(request.page_size)
     query = PaymentQuery(size, order_id, user_id)
-    token = paging.decode_page_token(request.page_token, query.fingerprint())
-    return PaymentQuery(size, order_id, user_id, None if token is None else _position(token))
+    after = paging.decode_time_position(request.page_token, query.fingerprint())
+    return PaymentQuery(size, order_id, user_id, after)
 
 
 def next_page_token(after: tuple[datetime, str] | None, query: PaymentQuery) -> str:
-    if after is None:
-        return ""
-    create_time, payment_id = after
-    return paging.encode_page_token(f"{create_time.isoformat()}|{payment_id}", query.fingerprint())
-
-
-def _position(token: str) -> tuple[datetime, str]:
-    create_time, _, payment_id = token.partition("|")
-    try:
-        position = datetime.fromisoformat(create_time)
-    except ValueError:
-        position = None
-    if position is None or position.tzinfo is None or not ID_PATTERN.match(payment_id):
-        message = "page_token is not a token this service issued"
-        raise InvalidArgument(
-            message, violations=[FieldViolation("page_token", message)], reason="INVALID_PAGE_TOKEN"
-        )
-    return position, payment_id
+    return paging.encode_time_position(after, query.fingerprint())
 
 
 def _amount(money: money_pb2.Money, field_path: str, violations: Violations) -> Money | None:
