@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import grpc
@@ -73,19 +72,15 @@ async def build(
     def handler_units() -> UnitOfWork:
         return SqlAlchemyUnitOfWork(engine, on_commit=sender.wake)
 
-    # One connection per consumer: a Broker connects lazily, and several jobs making the
-    # first call on one Broker at once would each open a connection and leak all but one.
-    subscriptions = EventHandlers(clock).subscriptions()
-    brokers = [broker, *(Broker(options.nats_url, "notifications") for _ in subscriptions)]
     consumers = [
         EventConsumer(
-            own_broker,
+            broker,
             subscription,
             uow=handler_units,
             max_deliver=options.max_deliver,
             backoff=options.redelivery_backoff,
         )
-        for own_broker, subscription in zip(brokers[1:], subscriptions, strict=True)
+        for subscription in EventHandlers(clock).subscriptions()
     ]
     servicer = NotificationServicer(units)
 
@@ -102,40 +97,6 @@ async def build(
         service_names=[SERVICE_NAME],
         register=register,
         readiness=ready,
-        cleanups=[engine.dispose, *(b.close for b in brokers)],
-        background=[
-            *(stoppable(f"consume:{c.subscription.name}", c.run) for c in consumers),
-            stoppable("send-notifications", sender.run),
-            stoppable("publish-events", relay.run),
-        ],
+        cleanups=[engine.dispose, broker.close],
+        background=[*(c.run for c in consumers), sender.run, relay.run],
     )
-
-
-#: How long a stopping job gets after each cancellation before it is cancelled again.
-CANCEL_RETRY_S = 0.2
-
-
-def stoppable(name: str, job: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
-    """``job`` as a background job that stops when cancelled, even if something it awaits
-    swallows one cancellation.
-
-    A cancellation can get lost inside the NATS client while it connects to a broker that
-    is going away (seen on Python 3.11, whose ``asyncio.wait_for`` can swallow one): the
-    client reports a failed connection instead, the job's retry loop carries on, and the
-    server's shutdown waits for it forever. So the job runs as its own task, cancelled
-    again until it has stopped.
-    """
-
-    async def run() -> None:
-        task = asyncio.ensure_future(job())
-        try:
-            await asyncio.wait({task})
-        except asyncio.CancelledError:
-            while not task.done():
-                task.cancel()
-                await asyncio.wait({task}, timeout=CANCEL_RETRY_S)
-            raise
-        task.result()  # a failure reaches the runtime, which restarts the job
-
-    run.__name__ = name
-    return run

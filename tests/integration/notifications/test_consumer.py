@@ -301,11 +301,11 @@ async def test_stopping_the_service_closes_every_broker_connection(
 
     async with running(service, settings):
 
-        async def every_consumer_connected() -> bool:
-            # One connection per consumer; the relay connects when it has something to send.
-            return await asyncio.to_thread(connections) == 3
+        async def consumers_connected() -> bool:
+            # The three consumers and the relay share the service's one connection.
+            return await asyncio.to_thread(connections) == 1
 
-        await eventually(every_consumer_connected, "the three consumers are connected")
+        await eventually(consumers_connected, "the consumers' shared connection is open")
 
     async def none_left() -> bool:
         return await asyncio.to_thread(connections) == 0
