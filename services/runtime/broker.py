@@ -101,6 +101,8 @@ class Broker:
         self._stream_ready = False
         # Jobs sharing the broker (a relay, consumers) connect once, not once each.
         self._connecting = asyncio.Lock()
+        # Set by close(): the disconnection that follows is ours, not news.
+        self._closing = False
 
     async def _connect(self) -> JetStreamContext:
         """The JetStream context on a live connection, connecting if there is none.
@@ -192,6 +194,7 @@ class Broker:
 
     async def close(self) -> None:
         client, self._client, self._jetstream = self._client, None, None
+        self._closing = True
         if client is not None and not client.is_closed:
             try:
                 await client.drain()
@@ -202,4 +205,7 @@ class Broker:
         log.debug("broker connection error", extra={"url": self.url, "error": str(error)})
 
     async def _on_disconnected(self) -> None:
-        log.warning("broker disconnected", extra={"url": self.url})
+        if self._closing:
+            log.debug("broker connection closed", extra={"url": self.url})
+        else:
+            log.warning("broker disconnected", extra={"url": self.url})

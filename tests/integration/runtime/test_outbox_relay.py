@@ -220,3 +220,22 @@ async def test_declaring_the_stream_twice_changes_nothing(nats_server: NatsServe
         await first.close()
         await second.close()
     assert len(await stream_messages(nats_server)) == 1
+
+
+async def test_a_lost_broker_is_a_warning_and_closing_is_not(
+    nats_server: NatsServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="agora.broker")
+    closed, lost = Broker(nats_server.url, SOURCE), Broker(nats_server.url, SOURCE)
+    await closed.ensure_stream()
+    await lost.ensure_stream()
+    await closed.close()
+    nats_server.kill()
+    async with asyncio.timeout(10):
+        while True:
+            if any(r.getMessage() == "broker disconnected" for r in caplog.records):
+                break
+            await asyncio.sleep(0.05)
+    await lost.close()
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.getMessage() for r in warnings] == ["broker disconnected"]
