@@ -43,6 +43,7 @@ from agora_sdk.base import ServiceClient
 from agora_sdk.catalog import CatalogClient
 from agora_sdk.identity import IdentityClient
 from agora_sdk.inventory import InventoryClient
+from agora_sdk.notifications import NotificationsClient
 from agora_sdk.orders import OrdersClient
 from agora_sdk.paging import AsyncPager
 from agora_sdk.payments import PaymentsClient
@@ -79,6 +80,7 @@ __all__ = [
     "InvalidArgument",
     "InventoryClient",
     "NotFound",
+    "NotificationsClient",
     "OrdersClient",
     "PaymentsClient",
     "PermissionDenied",
