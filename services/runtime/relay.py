@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from runtime.broker import Broker, BrokerUnavailable, raise_if_cancelled
 from runtime.db import begin
+from runtime.faults import AfterAck, relay_kill_switch
 from runtime.outbox import headers
 
 log = logging.getLogger("agora.outbox")
@@ -49,7 +50,10 @@ class OutboxRelay:
         lag_log_interval: float = 5.0,
         max_backoff: float = 5.0,
         clock: Callable[[], datetime] = utc_now,
+        after_ack: AfterAck | None = None,
     ) -> None:
+        """``after_ack`` runs after every acknowledged publish (default: the fault run's
+        kill switch, see :mod:`runtime.faults`, which is off unless configured)."""
         self._engine = engine
         self._table = table
         self._broker = broker
@@ -58,6 +62,7 @@ class OutboxRelay:
         self._lag_log_interval = lag_log_interval
         self._max_backoff = max_backoff
         self._clock = clock
+        self._after_ack = after_ack or relay_kill_switch()
         self._wake = asyncio.Event()
         self._lock_connection: AsyncConnection | None = None
         self._last_lag_log = 0.0
@@ -110,6 +115,8 @@ class OutboxRelay:
             for row in rows:
                 await self._broker.publish(row.event_type, row.payload, headers(row, self._source))
                 sent.append(row.position)
+                if self._after_ack is not None:
+                    self._after_ack(len(sent))
         finally:
             if sent:
                 await self._mark_sent(sent)
