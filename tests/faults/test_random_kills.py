@@ -23,7 +23,6 @@ order is final, and the checkout's invariants are checked over all of them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import random
@@ -44,11 +43,9 @@ from tests.support.shop import (
     APPROVED_CARD,
     CALL_TIMEOUT_S,
     DECLINED_CARD,
-    FINAL_STATES,
     INSUFFICIENT_FUNDS_CARD,
     TIMEOUT_CARD,
     UNAVAILABLE_CARD,
-    PublishedEvent,
     Shop,
     ShopClients,
     running_shop,
@@ -164,67 +161,6 @@ async def place_order(run: Run, clients: ShopClients) -> None:
                 await asyncio.sleep(0.1)
 
 
-async def final_orders(clients: ShopClients, names: list[str]) -> list[order_pb2.Order]:
-    """Every order, once final; tolerates orders restarting meanwhile."""
-    finals: list[order_pb2.Order] = []
-    async with asyncio.timeout(SETTLE_S):
-        for name in names:
-            while True:
-                try:
-                    order = await clients.get(name)
-                except AgoraError as error:
-                    if error.code.name not in ("UNAVAILABLE", "DEADLINE_EXCEEDED"):
-                        raise
-                    order = None
-                if order is not None and order.state in FINAL_STATES:
-                    finals.append(order)
-                    break
-                await asyncio.sleep(0.1)
-    return finals
-
-
-def expected_events(order: order_pb2.Order) -> list[str]:
-    """The events an order's history implies, in the order they must be published."""
-    confirmed = any(
-        r.step == order_pb2.CHECKOUT_STEP_CONFIRM_ORDER
-        and r.outcome == order_pb2.STEP_OUTCOME_SUCCEEDED
-        for r in order.step_history
-    )
-    last = "OrderCompleted" if order.state == order_pb2.ORDER_STATE_COMPLETED else "OrderCancelled"
-    return ["OrderPlaced", *(["OrderConfirmed"] if confirmed else []), last]
-
-
-async def events_settled(shop: Shop, finals: list[order_pb2.Order]) -> tuple[list[str], int]:
-    """Waits for orders' relay to publish every order's events, then checks them.
-
-    The relay's process was SIGKILLed as often as the checkout's, mid-publish too: every
-    event must be in the stream, once (distinct event ids per order and type), in order.
-    Returns the problems and how many events the stream holds.
-    """
-    expected = {order.name: expected_events(order) for order in finals}
-    problems: list[str] = ["the orders stream was never read"]
-    events: list[PublishedEvent] = []
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(SETTLE_S):
-            while True:
-                events = await shop.events("orders")
-                seen: dict[str, list[tuple[str, str]]] = {}
-                for event in events:
-                    kinds = seen.setdefault(event.order_name(), [])
-                    kind = (event.event_type.rsplit(".", 1)[-1], event.event_id)
-                    if kind not in kinds:  # the same event id twice: a republish, absorbed
-                        kinds.append(kind)
-                problems = [
-                    f"{name}: published {[k for k, _ in seen.get(name, [])]}, expected {want}"
-                    for name, want in expected.items()
-                    if [k for k, _ in seen.get(name, [])] != want
-                ]
-                if not problems:
-                    break
-                await asyncio.sleep(0.5)
-    return problems, len(events)
-
-
 async def test_random_kills_never_break_the_checkout_invariants(tmp_path: Path) -> None:
     seed = int(os.environ.get("AGORA_FAULT_SEED") or random.randrange(2**32))
     print(f"\nfault run seed: {seed} (AGORA_FAULT_SEED={seed} replays it)")
@@ -254,7 +190,7 @@ async def test_random_kills_never_break_the_checkout_invariants(tmp_path: Path) 
                         await asyncio.gather(
                             *(place_order(run, clients) for _ in range(ORDERS_PER_ROUND))
                         )
-                        await final_orders(clients, run.names)
+                        await clients.finals(run.names, SETTLE_S)
                         if run.kills >= TARGET_KILLS:
                             break
                 finally:
@@ -262,9 +198,9 @@ async def test_random_kills_never_break_the_checkout_invariants(tmp_path: Path) 
             # From here on without faults, so every order settles.
             shop.kill_orders()
             shop.start_orders({"ORDERS_FAULT_KILL_RATE": "0", "ORDERS_FAULT_KILL_FIRST": "false"})
-            finals = await final_orders(clients, run.names)
+            finals = await clients.finals(run.names, SETTLE_S)
             problems = await clients.invariant_violations(finals, INITIAL_STOCK)
-            event_problems, published = await events_settled(shop, finals)
+            event_problems, published = await shop.order_event_violations(finals, SETTLE_S)
 
     points = run.points()
     outcomes = Counter(

@@ -24,24 +24,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nats
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 from google.type import money_pb2
 from nats.js.errors import NotFoundError
 
 from agora.catalog.v1 import catalog_pb2
 from agora.catalog.v1 import catalog_service_pb2 as catalog_pb
+from agora.identity.v1 import identity_service_pb2 as identity_pb
+from agora.identity.v1 import user_pb2
 from agora.inventory.v1 import inventory_pb2
 from agora.inventory.v1 import inventory_service_pb2 as inventory_pb
+from agora.notifications.v1 import notification_pb2
+from agora.notifications.v1 import notification_service_pb2 as notifications_pb
 from agora.orders.v1 import events_pb2 as orders_events
 from agora.orders.v1 import order_pb2
 from agora.orders.v1 import order_service_pb2 as orders_pb
 from agora.payments.v1 import payment_pb2
 from agora.payments.v1 import payment_service_pb2 as payments_pb
 from agora_sdk import (
+    AgoraError,
     CatalogClient,
     ClientFactory,
+    IdentityClient,
     InventoryClient,
     NotFound,
+    NotificationsClient,
     OrdersClient,
     PaymentsClient,
 )
@@ -71,21 +78,39 @@ FAST_ORDERS = {
 }
 
 
+#: The services of every shop, in start order; ``with_notifications`` adds the last two.
+CHECKOUT_SERVICES = ("catalog", "inventory", "payments", "orders")
+NOTIFICATION_SERVICES = ("identity", "notifications")
+
+
 @dataclass
 class Shop:
     data_dir: Path
-    catalog: ServiceProcess
-    inventory: ServiceProcess
-    payments: ServiceProcess
-    orders: ServiceProcess
-    orders_port: int
-    orders_env: dict[str, str] = field(default_factory=dict)
     #: The NATS JetStream server every service publishes its events to.
-    broker: NatsServer | None = None
+    broker: NatsServer
+    #: Each service's port and environment, kept so a restart finds the same ones.
+    ports: dict[str, int]
+    envs: dict[str, dict[str, str]]
+    running: dict[str, ServiceProcess] = field(default_factory=dict)
+
+    @property
+    def catalog(self) -> ServiceProcess:
+        return self.running["catalog"]
+
+    @property
+    def inventory(self) -> ServiceProcess:
+        return self.running["inventory"]
+
+    @property
+    def payments(self) -> ServiceProcess:
+        return self.running["payments"]
+
+    @property
+    def orders(self) -> ServiceProcess:
+        return self.running["orders"]
 
     async def events(self, source: str) -> list[PublishedEvent]:
         """Every event in ``source``'s stream so far, in stream order."""
-        assert self.broker is not None
         client = await nats.connect(self.broker.url)
         try:
             jetstream = client.jetstream()
@@ -111,34 +136,79 @@ class Shop:
         finally:
             await client.close()
 
+    async def order_event_violations(
+        self, finals: Sequence[order_pb2.Order], within: float = 120.0
+    ) -> tuple[list[str], int]:
+        """Waits for orders' relay to publish every order's events, then checks them.
+
+        Every event an order's history implies must be in the stream, once (one event id
+        per order and type), in order. Returns the problems still there after ``within``
+        seconds and how many events the stream holds.
+        """
+        expected = {order.name: expected_events(order) for order in finals}
+        problems: list[str] = ["the orders stream was never read"]
+        events: list[PublishedEvent] = []
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within):
+                while True:
+                    events = await self.events("orders")
+                    seen: dict[str, list[tuple[str, str]]] = {}
+                    for event in events:
+                        kinds = seen.setdefault(event.order_name(), [])
+                        kind = (event.event_type.rsplit(".", 1)[-1], event.event_id)
+                        if kind not in kinds:  # the same event id twice: a republish
+                            kinds.append(kind)
+                    problems = [
+                        f"{name}: published {[k for k, _ in seen.get(name, [])]}, expected {want}"
+                        for name, want in expected.items()
+                        if [k for k, _ in seen.get(name, [])] != want
+                    ]
+                    if not problems:
+                        break
+                    await asyncio.sleep(0.5)
+        return problems, len(events)
+
+    def start(
+        self, name: str, extra_env: Mapping[str, str] | None = None, *, wait: bool = True
+    ) -> ServiceProcess:
+        """Starts ``name`` (again) on its port and data directory; ``wait`` until it serves."""
+        env = {**self.envs[name], **(extra_env or {})}
+        process = start_service(name, self.data_dir / name, port=self.ports[name], env=env)
+        self.running[name] = process
+        if wait:
+            process.wait_until_serving()
+        return process
+
+    def kill(self, name: str) -> None:
+        """SIGKILLs ``name``: no drain, no cleanup, whatever it was doing is cut short."""
+        stop_process(self.running[name].process, signal.SIGKILL)
+
     def start_orders(
         self, extra_env: Mapping[str, str] | None = None, *, wait: bool = True
     ) -> ServiceProcess:
-        """Starts orders (again) on its port and database; ``wait`` until it serves."""
-        env = {**self.orders_env, **(extra_env or {})}
-        self.orders = start_service(
-            "orders", self.data_dir / "orders", port=self.orders_port, env=env
-        )
-        if wait:
-            self.orders.wait_until_serving()
-        return self.orders
+        return self.start("orders", extra_env, wait=wait)
 
     def kill_orders(self) -> None:
-        """SIGKILLs orders: no drain, no cleanup, whatever it was doing is cut short."""
-        stop_process(self.orders.process, signal.SIGKILL)
+        self.kill("orders")
 
     def processes(self) -> list[ServiceProcess]:
-        return [self.catalog, self.inventory, self.payments, self.orders]
+        return list(self.running.values())
 
     @contextlib.asynccontextmanager
     async def clients(self) -> AsyncIterator[ShopClients]:
         factory = ClientFactory()
+        # A service this shop does not run answers UNAVAILABLE from port 1.
+        address = {name: f"127.0.0.1:{port}" for name, port in self.ports.items()}
+        for name in CHECKOUT_SERVICES + NOTIFICATION_SERVICES:
+            address.setdefault(name, "127.0.0.1:1")
         try:
             yield ShopClients(
-                CatalogClient(self.catalog.address, factory=factory),
-                InventoryClient(self.inventory.address, factory=factory),
-                PaymentsClient(self.payments.address, factory=factory),
-                OrdersClient(self.orders.address, factory=factory),
+                CatalogClient(address["catalog"], factory=factory),
+                InventoryClient(address["inventory"], factory=factory),
+                PaymentsClient(address["payments"], factory=factory),
+                OrdersClient(address["orders"], factory=factory),
+                IdentityClient(address["identity"], factory=factory),
+                NotificationsClient(address["notifications"], factory=factory),
             )
         finally:
             await factory.close()
@@ -150,44 +220,49 @@ def running_shop(
     *,
     orders_env: Mapping[str, str] | None = None,
     payments_env: Mapping[str, str] | None = None,
+    with_notifications: bool = False,
+    only: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    service_env: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Iterator[Shop]:
-    """Starts the four services (in parallel), waits until all serve, stops them after."""
-    ports = {name: free_port() for name in ("catalog", "inventory", "payments", "orders")}
+    """Starts the services (in parallel), waits until all serve, stops them (and NATS) after.
+
+    The checkout's four run by default; ``with_notifications`` adds identity (whose
+    sign-ups give notifications its users' addresses) and notifications, whose maildir is
+    ``data_dir/notifications/mail``; ``only`` names the services instead. ``env`` goes to
+    every service, ``service_env`` to the one it names (after ``orders_env`` and
+    ``payments_env``).
+    """
+    names = tuple(only) or (
+        CHECKOUT_SERVICES + (NOTIFICATION_SERVICES if with_notifications else ())
+    )
+    ports = {name: free_port() for name in names}
     peers = {f"AGORA_{name.upper()}_ADDR": f"127.0.0.1:{port}" for name, port in ports.items()}
-    started: list[ServiceProcess] = []
-    shop: Shop | None = None
     broker = NatsServer(store_dir=data_dir / "nats" / "store")
+    peers["NATS_URL"] = broker.url
+    common = {**peers, **(env or {})}
+    own: dict[str, Mapping[str, str]] = {
+        "inventory": {"INVENTORY_SWEEP_INTERVAL_SECONDS": "0.2"},
+        "payments": payments_env or {},
+        "orders": {**FAST_ORDERS, **(orders_env or {})},
+        "notifications": {
+            "NOTIFICATIONS_POLL_SECONDS": "0.2",
+            "NOTIFICATIONS_RETRY_SECONDS": "0.2",
+        },
+    }
+    extra = service_env or {}
+    envs = {name: {**common, **own.get(name, {}), **extra.get(name, {})} for name in names}
+    shop = Shop(data_dir, broker, ports, envs)
     try:
         broker.start()
         broker.wait_ready()
-        peers["NATS_URL"] = broker.url
-        catalog = start_service("catalog", data_dir / "catalog", port=ports["catalog"], env=peers)
-        started.append(catalog)
-        inventory = start_service(
-            "inventory",
-            data_dir / "inventory",
-            port=ports["inventory"],
-            env={**peers, "INVENTORY_SWEEP_INTERVAL_SECONDS": "0.2"},
-        )
-        started.append(inventory)
-        payments = start_service(
-            "payments",
-            data_dir / "payments",
-            port=ports["payments"],
-            env={**peers, **(payments_env or {})},
-        )
-        started.append(payments)
-        env = {**peers, **FAST_ORDERS, **(orders_env or {})}
-        orders = start_service("orders", data_dir / "orders", port=ports["orders"], env=env)
-        started.append(orders)
-        for process in started:
+        for name in names:
+            shop.start(name, wait=False)
+        for process in shop.processes():
             process.wait_until_serving()
-        shop = Shop(data_dir, catalog, inventory, payments, orders, ports["orders"], env, broker)
         yield shop
     finally:
-        if shop is not None:
-            started.append(shop.orders)  # it may have been restarted
-        for process in started:
+        for process in shop.processes():
             process.stop()
         broker.stop()
 
@@ -201,8 +276,14 @@ class PublishedEvent:
     data: bytes
 
     def order_name(self) -> str:
-        """The order an orders event is about."""
-        message = ORDER_EVENTS[self.event_type].FromString(self.data)
+        """The order an orders event is about ("" for a message that is no orders event)."""
+        kind = ORDER_EVENTS.get(self.event_type)
+        if kind is None:
+            return ""
+        try:
+            message = kind.FromString(self.data)
+        except DecodeError:
+            return ""  # a poison message a test published on purpose
         return str(getattr(message, "order").name)  # noqa: B009 - every orders event has one
 
 
@@ -218,6 +299,21 @@ ORDER_EVENTS: dict[str, type[Message]] = {
 }
 
 
+def expected_events(order: order_pb2.Order) -> list[str]:
+    """The events an order's history implies, in the order they must be published."""
+    last = "OrderCompleted" if order.state == order_pb2.ORDER_STATE_COMPLETED else "OrderCancelled"
+    return ["OrderPlaced", *(["OrderConfirmed"] if was_confirmed(order) else []), last]
+
+
+def was_confirmed(order: order_pb2.Order) -> bool:
+    """True if the checkout confirmed the order (so OrderConfirmed was published)."""
+    return any(
+        r.step == order_pb2.CHECKOUT_STEP_CONFIRM_ORDER
+        and r.outcome == order_pb2.STEP_OUTCOME_SUCCEEDED
+        for r in order.step_history
+    )
+
+
 @dataclass
 class Stock:
     on_hand: int
@@ -230,6 +326,9 @@ class ShopClients:
     inventory: InventoryClient
     payments: PaymentsClient
     orders: OrdersClient
+    #: These two answer only in a shop that runs them.
+    identity: IdentityClient
+    notifications: NotificationsClient
 
     async def stock(self, units: Mapping[str, int]) -> None:
         """Creates the products (if new) and sets their stock to ``units``."""
@@ -309,6 +408,44 @@ class ShopClients:
                 if order.state in FINAL_STATES:
                     return order
                 await asyncio.sleep(0.1)
+
+    async def finals(self, names: Sequence[str], within: float = 120.0) -> list[order_pb2.Order]:
+        """Every order of ``names``, once final; tolerates orders restarting meanwhile."""
+        finals: list[order_pb2.Order] = []
+        async with asyncio.timeout(within):
+            for name in names:
+                while True:
+                    try:
+                        order: order_pb2.Order | None = await self.get(name)
+                    except AgoraError as error:
+                        if error.code.name not in ("UNAVAILABLE", "DEADLINE_EXCEEDED"):
+                            raise
+                        order = None
+                    if order is not None and order.state in FINAL_STATES:
+                        finals.append(order)
+                        break
+                    await asyncio.sleep(0.1)
+        return finals
+
+    async def sign_up(self, email: str, *, request_id: str | None = None) -> user_pb2.User:
+        """Signs a user up (identity publishes UserSignedUp, notifications learns the address)."""
+        return await self.identity.sign_up(
+            identity_pb.SignUpRequest(
+                email=email,
+                password="correct horse battery staple",
+                display_name=email.split("@", 1)[0].title(),
+                request_id=request_id or str(uuid.uuid4()),
+            ),
+            timeout=CALL_TIMEOUT_S,
+        )
+
+    async def notifications_of(self, event_type: str = "") -> list[notification_pb2.Notification]:
+        """Every notification so far (of one event type, if given), newest first."""
+        pager = self.notifications.list_notifications(
+            notifications_pb.ListNotificationsRequest(event_type=event_type, page_size=100),
+            timeout=CALL_TIMEOUT_S,
+        )
+        return [notification async for notification in pager]
 
     async def wait_for(
         self, name: str, step: int, outcome: int, within: float = 30.0
