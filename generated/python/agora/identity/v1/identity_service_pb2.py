@@ -22,6 +22,7 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from agora.api.v1 import policy_pb2 as agora_dot_api_dot_v1_dot_policy__pb2
 from agora.identity.v1 import user_pb2 as agora_dot_identity_dot_v1_dot_user__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import client_pb2 as google_dot_api_dot_client__pb2
@@ -30,7 +31,7 @@ from google.api import resource_pb2 as google_dot_api_dot_resource__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(agora/identity/v1/identity_service.proto\x12\x11\x61gora.identity.v1\x1a\x1c\x61gora/identity/v1/user.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9c\x01\n\rSignUpRequest\x12\x1a\n\x05\x65mail\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x05\x65mail\x12!\n\x08password\x18\x02 \x01(\tB\x05\xe2\x41\x02\x02\x04R\x08password\x12\'\n\x0c\x64isplay_name\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02R\x0b\x64isplayName\x12#\n\nrequest_id\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01R\trequestId\"=\n\x0eSignUpResponse\x12+\n\x04user\x18\x01 \x01(\x0b\x32\x17.agora.identity.v1.UserR\x04user\"M\n\x0cLoginRequest\x12\x1a\n\x05\x65mail\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x05\x65mail\x12!\n\x08password\x18\x02 \x01(\tB\x05\xe2\x41\x02\x02\x04R\x08password\"\xb1\x02\n\rLoginResponse\x12!\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\tR\x0b\x61\x63\x63\x65ssToken\x12S\n\x18\x61\x63\x63\x65ss_token_expire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x15\x61\x63\x63\x65ssTokenExpireTime\x12#\n\rrefresh_token\x18\x03 \x01(\tR\x0crefreshToken\x12U\n\x19refresh_token_expire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x16refreshTokenExpireTime\x12,\n\x04user\x18\x05 \x01(\tB\x18\xfa\x41\x15\n\x13identity.agora/UserR\x04user\"A\n\x13RefreshTokenRequest\x12*\n\rrefresh_token\x18\x01 \x01(\tB\x05\xe2\x41\x02\x02\x04R\x0crefreshToken\"\xb8\x02\n\x14RefreshTokenResponse\x12!\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\tR\x0b\x61\x63\x63\x65ssToken\x12S\n\x18\x61\x63\x63\x65ss_token_expire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x15\x61\x63\x63\x65ssTokenExpireTime\x12#\n\rrefresh_token\x18\x03 \x01(\tR\x0crefreshToken\x12U\n\x19refresh_token_expire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x16refreshTokenExpireTime\x12,\n\x04user\x18\x05 \x01(\tB\x18\xfa\x41\x15\n\x13identity.agora/UserR\x04user\"B\n\x0eGetUserRequest\x12\x30\n\x04name\x18\x01 \x01(\tB\x1c\xe2\x41\x01\x02\xfa\x41\x15\n\x13identity.agora/UserR\x04name\">\n\x0fGetUserResponse\x12+\n\x04user\x18\x01 \x01(\x0b\x32\x17.agora.identity.v1.UserR\x04user\"\x10\n\x0eGetJwksRequest\"a\n\x0fGetJwksResponse\x12\x31\n\x04keys\x18\x01 \x03(\x0b\x32\x1d.agora.identity.v1.JsonWebKeyR\x04keys\x12\x1b\n\tjwks_json\x18\x02 \x01(\tR\x08jwksJson\"\x82\x01\n\nJsonWebKey\x12\x10\n\x03kid\x18\x01 \x01(\tR\x03kid\x12\x10\n\x03kty\x18\x02 \x01(\tR\x03kty\x12\x10\n\x03\x63rv\x18\x03 \x01(\tR\x03\x63rv\x12\x0c\n\x01x\x18\x04 \x01(\tR\x01x\x12\x0c\n\x01y\x18\x05 \x01(\tR\x01y\x12\x10\n\x03\x61lg\x18\x06 \x01(\tR\x03\x61lg\x12\x10\n\x03use\x18\x07 \x01(\tR\x03use2\x9f\x05\n\x0fIdentityService\x12\x8b\x01\n\x06SignUp\x12 .agora.identity.v1.SignUpRequest\x1a!.agora.identity.v1.SignUpResponse\"<\x90\x02\x02\xda\x41\x1b\x65mail,password,display_name\x82\xd3\xe4\x93\x02\x15\"\x10/v1/users:signUp:\x01*\x12w\n\x05Login\x12\x1f.agora.identity.v1.LoginRequest\x1a .agora.identity.v1.LoginResponse\"+\xda\x41\x0e\x65mail,password\x82\xd3\xe4\x93\x02\x14\"\x0f/v1/users:login:\x01*\x12\x92\x01\n\x0cRefreshToken\x12&.agora.identity.v1.RefreshTokenRequest\x1a\'.agora.identity.v1.RefreshTokenResponse\"1\xda\x41\rrefresh_token\x82\xd3\xe4\x93\x02\x1b\"\x16/v1/users:refreshToken:\x01*\x12v\n\x07GetUser\x12!.agora.identity.v1.GetUserRequest\x1a\".agora.identity.v1.GetUserResponse\"$\x90\x02\x01\xda\x41\x04name\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/{name=users/*}\x12\x65\n\x07GetJwks\x12!.agora.identity.v1.GetJwksRequest\x1a\".agora.identity.v1.GetJwksResponse\"\x13\x90\x02\x01\x82\xd3\xe4\x93\x02\n\x12\x08/v1/jwks\x1a\x11\xca\x41\x0eidentity.agoraB3Z1agora/clients/go/gen/agora/identity/v1;identityv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(agora/identity/v1/identity_service.proto\x12\x11\x61gora.identity.v1\x1a\x19\x61gora/api/v1/policy.proto\x1a\x1c\x61gora/identity/v1/user.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9c\x01\n\rSignUpRequest\x12\x1a\n\x05\x65mail\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x05\x65mail\x12!\n\x08password\x18\x02 \x01(\tB\x05\xe2\x41\x02\x02\x04R\x08password\x12\'\n\x0c\x64isplay_name\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02R\x0b\x64isplayName\x12#\n\nrequest_id\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01R\trequestId\"=\n\x0eSignUpResponse\x12+\n\x04user\x18\x01 \x01(\x0b\x32\x17.agora.identity.v1.UserR\x04user\"M\n\x0cLoginRequest\x12\x1a\n\x05\x65mail\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x05\x65mail\x12!\n\x08password\x18\x02 \x01(\tB\x05\xe2\x41\x02\x02\x04R\x08password\"\xb1\x02\n\rLoginResponse\x12!\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\tR\x0b\x61\x63\x63\x65ssToken\x12S\n\x18\x61\x63\x63\x65ss_token_expire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x15\x61\x63\x63\x65ssTokenExpireTime\x12#\n\rrefresh_token\x18\x03 \x01(\tR\x0crefreshToken\x12U\n\x19refresh_token_expire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x16refreshTokenExpireTime\x12,\n\x04user\x18\x05 \x01(\tB\x18\xfa\x41\x15\n\x13identity.agora/UserR\x04user\"A\n\x13RefreshTokenRequest\x12*\n\rrefresh_token\x18\x01 \x01(\tB\x05\xe2\x41\x02\x02\x04R\x0crefreshToken\"\xb8\x02\n\x14RefreshTokenResponse\x12!\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\tR\x0b\x61\x63\x63\x65ssToken\x12S\n\x18\x61\x63\x63\x65ss_token_expire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x15\x61\x63\x63\x65ssTokenExpireTime\x12#\n\rrefresh_token\x18\x03 \x01(\tR\x0crefreshToken\x12U\n\x19refresh_token_expire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x16refreshTokenExpireTime\x12,\n\x04user\x18\x05 \x01(\tB\x18\xfa\x41\x15\n\x13identity.agora/UserR\x04user\"B\n\x0eGetUserRequest\x12\x30\n\x04name\x18\x01 \x01(\tB\x1c\xe2\x41\x01\x02\xfa\x41\x15\n\x13identity.agora/UserR\x04name\">\n\x0fGetUserResponse\x12+\n\x04user\x18\x01 \x01(\x0b\x32\x17.agora.identity.v1.UserR\x04user\"\x10\n\x0eGetJwksRequest\"a\n\x0fGetJwksResponse\x12\x31\n\x04keys\x18\x01 \x03(\x0b\x32\x1d.agora.identity.v1.JsonWebKeyR\x04keys\x12\x1b\n\tjwks_json\x18\x02 \x01(\tR\x08jwksJson\"\x82\x01\n\nJsonWebKey\x12\x10\n\x03kid\x18\x01 \x01(\tR\x03kid\x12\x10\n\x03kty\x18\x02 \x01(\tR\x03kty\x12\x10\n\x03\x63rv\x18\x03 \x01(\tR\x03\x63rv\x12\x0c\n\x01x\x18\x04 \x01(\tR\x01x\x12\x0c\n\x01y\x18\x05 \x01(\tR\x01y\x12\x10\n\x03\x61lg\x18\x06 \x01(\tR\x03\x61lg\x12\x10\n\x03use\x18\x07 \x01(\tR\x03use2\xd3\x05\n\x0fIdentityService\x12\x95\x01\n\x06SignUp\x12 .agora.identity.v1.SignUpRequest\x1a!.agora.identity.v1.SignUpResponse\"F\x90\x02\x02\xda\x41\x1b\x65mail,password,display_name\x8a\xb5\x18\x06\x08\x01\x1a\x02\x08\n\x82\xd3\xe4\x93\x02\x15\"\x10/v1/users:signUp:\x01*\x12\x81\x01\n\x05Login\x12\x1f.agora.identity.v1.LoginRequest\x1a .agora.identity.v1.LoginResponse\"5\xda\x41\x0e\x65mail,password\x8a\xb5\x18\x06\x08\x01\x1a\x02\x08\n\x82\xd3\xe4\x93\x02\x14\"\x0f/v1/users:login:\x01*\x12\x9c\x01\n\x0cRefreshToken\x12&.agora.identity.v1.RefreshTokenRequest\x1a\'.agora.identity.v1.RefreshTokenResponse\";\xda\x41\rrefresh_token\x8a\xb5\x18\x06\x08\x01\x1a\x02\x08\x05\x82\xd3\xe4\x93\x02\x1b\"\x16/v1/users:refreshToken:\x01*\x12\x80\x01\n\x07GetUser\x12!.agora.identity.v1.GetUserRequest\x1a\".agora.identity.v1.GetUserResponse\".\x90\x02\x01\xda\x41\x04name\x8a\xb5\x18\x06\x08\x02\x1a\x02\x08\x02\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/{name=users/*}\x12o\n\x07GetJwks\x12!.agora.identity.v1.GetJwksRequest\x1a\".agora.identity.v1.GetJwksResponse\"\x1d\x90\x02\x01\x8a\xb5\x18\x06\x08\x01\x1a\x02\x08\x02\x82\xd3\xe4\x93\x02\n\x12\x08/v1/jwks\x1a\x11\xca\x41\x0eidentity.agoraB3Z1agora/clients/go/gen/agora/identity/v1;identityv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -61,37 +62,37 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_IDENTITYSERVICE']._loaded_options = None
   _globals['_IDENTITYSERVICE']._serialized_options = b'\312A\016identity.agora'
   _globals['_IDENTITYSERVICE'].methods_by_name['SignUp']._loaded_options = None
-  _globals['_IDENTITYSERVICE'].methods_by_name['SignUp']._serialized_options = b'\220\002\002\332A\033email,password,display_name\202\323\344\223\002\025\"\020/v1/users:signUp:\001*'
+  _globals['_IDENTITYSERVICE'].methods_by_name['SignUp']._serialized_options = b'\220\002\002\332A\033email,password,display_name\212\265\030\006\010\001\032\002\010\n\202\323\344\223\002\025\"\020/v1/users:signUp:\001*'
   _globals['_IDENTITYSERVICE'].methods_by_name['Login']._loaded_options = None
-  _globals['_IDENTITYSERVICE'].methods_by_name['Login']._serialized_options = b'\332A\016email,password\202\323\344\223\002\024\"\017/v1/users:login:\001*'
+  _globals['_IDENTITYSERVICE'].methods_by_name['Login']._serialized_options = b'\332A\016email,password\212\265\030\006\010\001\032\002\010\n\202\323\344\223\002\024\"\017/v1/users:login:\001*'
   _globals['_IDENTITYSERVICE'].methods_by_name['RefreshToken']._loaded_options = None
-  _globals['_IDENTITYSERVICE'].methods_by_name['RefreshToken']._serialized_options = b'\332A\rrefresh_token\202\323\344\223\002\033\"\026/v1/users:refreshToken:\001*'
+  _globals['_IDENTITYSERVICE'].methods_by_name['RefreshToken']._serialized_options = b'\332A\rrefresh_token\212\265\030\006\010\001\032\002\010\005\202\323\344\223\002\033\"\026/v1/users:refreshToken:\001*'
   _globals['_IDENTITYSERVICE'].methods_by_name['GetUser']._loaded_options = None
-  _globals['_IDENTITYSERVICE'].methods_by_name['GetUser']._serialized_options = b'\220\002\001\332A\004name\202\323\344\223\002\024\022\022/v1/{name=users/*}'
+  _globals['_IDENTITYSERVICE'].methods_by_name['GetUser']._serialized_options = b'\220\002\001\332A\004name\212\265\030\006\010\002\032\002\010\002\202\323\344\223\002\024\022\022/v1/{name=users/*}'
   _globals['_IDENTITYSERVICE'].methods_by_name['GetJwks']._loaded_options = None
-  _globals['_IDENTITYSERVICE'].methods_by_name['GetJwks']._serialized_options = b'\220\002\001\202\323\344\223\002\n\022\010/v1/jwks'
-  _globals['_SIGNUPREQUEST']._serialized_start=242
-  _globals['_SIGNUPREQUEST']._serialized_end=398
-  _globals['_SIGNUPRESPONSE']._serialized_start=400
-  _globals['_SIGNUPRESPONSE']._serialized_end=461
-  _globals['_LOGINREQUEST']._serialized_start=463
-  _globals['_LOGINREQUEST']._serialized_end=540
-  _globals['_LOGINRESPONSE']._serialized_start=543
-  _globals['_LOGINRESPONSE']._serialized_end=848
-  _globals['_REFRESHTOKENREQUEST']._serialized_start=850
-  _globals['_REFRESHTOKENREQUEST']._serialized_end=915
-  _globals['_REFRESHTOKENRESPONSE']._serialized_start=918
-  _globals['_REFRESHTOKENRESPONSE']._serialized_end=1230
-  _globals['_GETUSERREQUEST']._serialized_start=1232
-  _globals['_GETUSERREQUEST']._serialized_end=1298
-  _globals['_GETUSERRESPONSE']._serialized_start=1300
-  _globals['_GETUSERRESPONSE']._serialized_end=1362
-  _globals['_GETJWKSREQUEST']._serialized_start=1364
-  _globals['_GETJWKSREQUEST']._serialized_end=1380
-  _globals['_GETJWKSRESPONSE']._serialized_start=1382
-  _globals['_GETJWKSRESPONSE']._serialized_end=1479
-  _globals['_JSONWEBKEY']._serialized_start=1482
-  _globals['_JSONWEBKEY']._serialized_end=1612
-  _globals['_IDENTITYSERVICE']._serialized_start=1615
-  _globals['_IDENTITYSERVICE']._serialized_end=2286
+  _globals['_IDENTITYSERVICE'].methods_by_name['GetJwks']._serialized_options = b'\220\002\001\212\265\030\006\010\001\032\002\010\002\202\323\344\223\002\n\022\010/v1/jwks'
+  _globals['_SIGNUPREQUEST']._serialized_start=269
+  _globals['_SIGNUPREQUEST']._serialized_end=425
+  _globals['_SIGNUPRESPONSE']._serialized_start=427
+  _globals['_SIGNUPRESPONSE']._serialized_end=488
+  _globals['_LOGINREQUEST']._serialized_start=490
+  _globals['_LOGINREQUEST']._serialized_end=567
+  _globals['_LOGINRESPONSE']._serialized_start=570
+  _globals['_LOGINRESPONSE']._serialized_end=875
+  _globals['_REFRESHTOKENREQUEST']._serialized_start=877
+  _globals['_REFRESHTOKENREQUEST']._serialized_end=942
+  _globals['_REFRESHTOKENRESPONSE']._serialized_start=945
+  _globals['_REFRESHTOKENRESPONSE']._serialized_end=1257
+  _globals['_GETUSERREQUEST']._serialized_start=1259
+  _globals['_GETUSERREQUEST']._serialized_end=1325
+  _globals['_GETUSERRESPONSE']._serialized_start=1327
+  _globals['_GETUSERRESPONSE']._serialized_end=1389
+  _globals['_GETJWKSREQUEST']._serialized_start=1391
+  _globals['_GETJWKSREQUEST']._serialized_end=1407
+  _globals['_GETJWKSRESPONSE']._serialized_start=1409
+  _globals['_GETJWKSRESPONSE']._serialized_end=1506
+  _globals['_JSONWEBKEY']._serialized_start=1509
+  _globals['_JSONWEBKEY']._serialized_end=1639
+  _globals['_IDENTITYSERVICE']._serialized_start=1642
+  _globals['_IDENTITYSERVICE']._serialized_end=2365
 # @@protoc_insertion_point(module_scope)

@@ -22,6 +22,7 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from agora.api.v1 import policy_pb2 as agora_dot_api_dot_v1_dot_policy__pb2
 from agora.payments.v1 import payment_pb2 as agora_dot_payments_dot_v1_dot_payment__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import client_pb2 as google_dot_api_dot_client__pb2
@@ -30,7 +31,7 @@ from google.api import resource_pb2 as google_dot_api_dot_resource__pb2
 from google.type import money_pb2 as google_dot_type_dot_money__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'agora/payments/v1/payment_service.proto\x12\x11\x61gora.payments.v1\x1a\x1f\x61gora/payments/v1/payment.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x17google/type/money.proto\"\x81\x02\n\x17\x41uthorizePaymentRequest\x12\x31\n\x05order\x18\x01 \x01(\tB\x1b\xe2\x41\x01\x02\xfa\x41\x14\n\x12orders.agora/OrderR\x05order\x12\x30\n\x04user\x18\x02 \x01(\tB\x1c\xe2\x41\x01\x02\xfa\x41\x15\n\x13identity.agora/UserR\x04user\x12\x30\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x12.google.type.MoneyB\x04\xe2\x41\x01\x02R\x06\x61mount\x12*\n\rpayment_token\x18\x04 \x01(\tB\x05\xe2\x41\x02\x02\x04R\x0cpaymentToken\x12#\n\nrequest_id\x18\x05 \x01(\tB\x04\xe2\x41\x01\x02R\trequestId\"P\n\x18\x41uthorizePaymentResponse\x12\x34\n\x07payment\x18\x01 \x01(\x0b\x32\x1a.agora.payments.v1.PaymentR\x07payment\"q\n\x15\x43\x61pturePaymentRequest\x12\x33\n\x04name\x18\x01 \x01(\tB\x1f\xe2\x41\x01\x02\xfa\x41\x18\n\x16payments.agora/PaymentR\x04name\x12#\n\nrequest_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\trequestId\"N\n\x16\x43\x61pturePaymentResponse\x12\x34\n\x07payment\x18\x01 \x01(\x0b\x32\x1a.agora.payments.v1.PaymentR\x07payment\"n\n\x12VoidPaymentRequest\x12\x33\n\x04name\x18\x01 \x01(\tB\x1f\xe2\x41\x01\x02\xfa\x41\x18\n\x16payments.agora/PaymentR\x04name\x12#\n\nrequest_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\trequestId\"K\n\x13VoidPaymentResponse\x12\x34\n\x07payment\x18\x01 \x01(\x0b\x32\x1a.agora.payments.v1.PaymentR\x07payment\"\xa2\x01\n\x14RefundPaymentRequest\x12\x33\n\x04name\x18\x01 \x01(\tB\x1f\xe2\x41\x01\x02\xfa\x41\x18\n\x16payments.agora/PaymentR\x04name\x12\x30\n\x06\x61mount\x18\x02 \x01(\x0b\x32\x12.google.type.MoneyB\x04\xe2\x41\x01\x01R\x06\x61mount\x12#\n\nrequest_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02R\trequestId\"M\n\x15RefundPaymentResponse\x12\x34\n\x07payment\x18\x01 \x01(\x0b\x32\x1a.agora.payments.v1.PaymentR\x07payment\"H\n\x11GetPaymentRequest\x12\x33\n\x04name\x18\x01 \x01(\tB\x1f\xe2\x41\x01\x02\xfa\x41\x18\n\x16payments.agora/PaymentR\x04name\"J\n\x12GetPaymentResponse\x12\x34\n\x07payment\x18\x01 \x01(\x0b\x32\x1a.agora.payments.v1.PaymentR\x07payment\"\xc2\x01\n\x13ListPaymentsRequest\x12!\n\tpage_size\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x01R\x08pageSize\x12#\n\npage_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01R\tpageToken\x12\x31\n\x05order\x18\x03 \x01(\tB\x1b\xe2\x41\x01\x01\xfa\x41\x14\n\x12orders.agora/OrderR\x05order\x12\x30\n\x04user\x18\x04 \x01(\tB\x1c\xe2\x41\x01\x01\xfa\x41\x15\n\x13identity.agora/UserR\x04user\"v\n\x14ListPaymentsResponse\x12\x36\n\x08payments\x18\x01 \x03(\x0b\x32\x1a.agora.payments.v1.PaymentR\x08payments\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xa3\x07\n\x0ePaymentService\x12\xb3\x01\n\x10\x41uthorizePayment\x12*.agora.payments.v1.AuthorizePaymentRequest\x1a+.agora.payments.v1.AuthorizePaymentResponse\"F\x90\x02\x02\xda\x41\x1forder,user,amount,payment_token\x82\xd3\xe4\x93\x02\x1b\"\x16/v1/payments:authorize:\x01*\x12\x99\x01\n\x0e\x43\x61pturePayment\x12(.agora.payments.v1.CapturePaymentRequest\x1a).agora.payments.v1.CapturePaymentResponse\"2\x90\x02\x02\xda\x41\x04name\x82\xd3\xe4\x93\x02\"\"\x1d/v1/{name=payments/*}:capture:\x01*\x12\x8d\x01\n\x0bVoidPayment\x12%.agora.payments.v1.VoidPaymentRequest\x1a&.agora.payments.v1.VoidPaymentResponse\"/\x90\x02\x02\xda\x41\x04name\x82\xd3\xe4\x93\x02\x1f\"\x1a/v1/{name=payments/*}:void:\x01*\x12\x9c\x01\n\rRefundPayment\x12\'.agora.payments.v1.RefundPaymentRequest\x1a(.agora.payments.v1.RefundPaymentResponse\"8\x90\x02\x02\xda\x41\x0bname,amount\x82\xd3\xe4\x93\x02!\"\x1c/v1/{name=payments/*}:refund:\x01*\x12\x82\x01\n\nGetPayment\x12$.agora.payments.v1.GetPaymentRequest\x1a%.agora.payments.v1.GetPaymentResponse\"\'\x90\x02\x01\xda\x41\x04name\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/{name=payments/*}\x12x\n\x0cListPayments\x12&.agora.payments.v1.ListPaymentsRequest\x1a\'.agora.payments.v1.ListPaymentsResponse\"\x17\x90\x02\x01\x82\xd3\xe4\x93\x02\x0e\x12\x0c/v1/payments\x1a\x11\xca\x41\x0epayments.agoraB3Z1agora/clients/go/gen/agora/payments/v1;paymentsv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'agora/payments/v1/payment_service.proto\x12\x11\x61gora.payments.v1\x1a\x19\x61gora/api/v1/policy.proto\x1a\x1f\x61gora/payments/v1/payment.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x17google/type/money.proto\"\x81\x02\n\x17\x41uthorizePaymentRequest\x12\x31\n\x05order\x18\x01 \x01(\tB\x1b\xe2\x41\x01\x02\xfa\x41\x14\n\x12orders.agora/OrderR\x05order\x12\x30\n\x04user\x18\x02 \x01(\tB\x1c\xe2\x41\x01\x02\xfa\x41\x15\n\x13identity.agora/UserR\x04user\x12\x30\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x12.google.type.MoneyB\x04\xe2\x41\x01\x02R\x06\x61mount\x12*\n\rpayment_token\x18\x04 \x01(\tB\x05\xe2\x41\x02\x02\x04R\x0cpaymentToken\x12#\n\nrequest_id\x18\x05 \x01(\tB\x04\xe2\x41\x01\x02R\trequestId\"P\n\x18\x41uthorizePaymentResponse\x12\x34\n\x07payment\x18\x01 \x01(\x0b\x32\x1a.agora.payments.v1.PaymentR\x07payment\"q\n\x15\x43\x61pturePaymentRequest\x12\x33\n\x04name\x18\x01 \x01(\tB\x1f\xe2\x41\x01\x02\xfa\x41\x18\n\x16payments.agora/PaymentR\x04name\x12#\n\nrequest_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\trequestId\"N\n\x16\x43\x61pturePaymentResponse\x12\x34\n\x07payment\x18\x01 \x01(\x0b\x32\x1a.agora.payments.v1.PaymentR\x07payment\"n\n\x12VoidPaymentRequest\x12\x33\n\x04name\x18\x01 \x01(\tB\x1f\xe2\x41\x01\x02\xfa\x41\x18\n\x16payments.agora/PaymentR\x04name\x12#\n\nrequest_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\trequestId\"K\n\x13VoidPaymentResponse\x12\x34\n\x07payment\x18\x01 \x01(\x0b\x32\x1a.agora.payments.v1.PaymentR\x07payment\"\xa2\x01\n\x14RefundPaymentRequest\x12\x33\n\x04name\x18\x01 \x01(\tB\x1f\xe2\x41\x01\x02\xfa\x41\x18\n\x16payments.agora/PaymentR\x04name\x12\x30\n\x06\x61mount\x18\x02 \x01(\x0b\x32\x12.google.type.MoneyB\x04\xe2\x41\x01\x01R\x06\x61mount\x12#\n\nrequest_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02R\trequestId\"M\n\x15RefundPaymentResponse\x12\x34\n\x07payment\x18\x01 \x01(\x0b\x32\x1a.agora.payments.v1.PaymentR\x07payment\"H\n\x11GetPaymentRequest\x12\x33\n\x04name\x18\x01 \x01(\tB\x1f\xe2\x41\x01\x02\xfa\x41\x18\n\x16payments.agora/PaymentR\x04name\"J\n\x12GetPaymentResponse\x12\x34\n\x07payment\x18\x01 \x01(\x0b\x32\x1a.agora.payments.v1.PaymentR\x07payment\"\xc2\x01\n\x13ListPaymentsRequest\x12!\n\tpage_size\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x01R\x08pageSize\x12#\n\npage_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01R\tpageToken\x12\x31\n\x05order\x18\x03 \x01(\tB\x1b\xe2\x41\x01\x01\xfa\x41\x14\n\x12orders.agora/OrderR\x05order\x12\x30\n\x04user\x18\x04 \x01(\tB\x1c\xe2\x41\x01\x01\xfa\x41\x15\n\x13identity.agora/UserR\x04user\"v\n\x14ListPaymentsResponse\x12\x36\n\x08payments\x18\x01 \x03(\x0b\x32\x1a.agora.payments.v1.PaymentR\x08payments\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xe7\x07\n\x0ePaymentService\x12\xbd\x01\n\x10\x41uthorizePayment\x12*.agora.payments.v1.AuthorizePaymentRequest\x1a+.agora.payments.v1.AuthorizePaymentResponse\"P\x90\x02\x02\xda\x41\x1forder,user,amount,payment_token\x8a\xb5\x18\x06\x08\x04\x1a\x02\x08\n\x82\xd3\xe4\x93\x02\x1b\"\x16/v1/payments:authorize:\x01*\x12\xa3\x01\n\x0e\x43\x61pturePayment\x12(.agora.payments.v1.CapturePaymentRequest\x1a).agora.payments.v1.CapturePaymentResponse\"<\x90\x02\x02\xda\x41\x04name\x8a\xb5\x18\x06\x08\x04\x1a\x02\x08\n\x82\xd3\xe4\x93\x02\"\"\x1d/v1/{name=payments/*}:capture:\x01*\x12\x97\x01\n\x0bVoidPayment\x12%.agora.payments.v1.VoidPaymentRequest\x1a&.agora.payments.v1.VoidPaymentResponse\"9\x90\x02\x02\xda\x41\x04name\x8a\xb5\x18\x06\x08\x04\x1a\x02\x08\n\x82\xd3\xe4\x93\x02\x1f\"\x1a/v1/{name=payments/*}:void:\x01*\x12\xad\x01\n\rRefundPayment\x12\'.agora.payments.v1.RefundPaymentRequest\x1a(.agora.payments.v1.RefundPaymentResponse\"I\x90\x02\x02\xda\x41\x0bname,amount\x8a\xb5\x18\r\x08\x04\x12\x05\x61\x64min\x1a\x02\x08\n\x82\xd3\xe4\x93\x02!\"\x1c/v1/{name=payments/*}:refund:\x01*\x12\x8c\x01\n\nGetPayment\x12$.agora.payments.v1.GetPaymentRequest\x1a%.agora.payments.v1.GetPaymentResponse\"1\x90\x02\x01\xda\x41\x04name\x8a\xb5\x18\x06\x08\x02\x1a\x02\x08\x02\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/{name=payments/*}\x12\x82\x01\n\x0cListPayments\x12&.agora.payments.v1.ListPaymentsRequest\x1a\'.agora.payments.v1.ListPaymentsResponse\"!\x90\x02\x01\x8a\xb5\x18\x06\x08\x02\x1a\x02\x08\x05\x82\xd3\xe4\x93\x02\x0e\x12\x0c/v1/payments\x1a\x11\xca\x41\x0epayments.agoraB3Z1agora/clients/go/gen/agora/payments/v1;paymentsv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -75,41 +76,41 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PAYMENTSERVICE']._loaded_options = None
   _globals['_PAYMENTSERVICE']._serialized_options = b'\312A\016payments.agora'
   _globals['_PAYMENTSERVICE'].methods_by_name['AuthorizePayment']._loaded_options = None
-  _globals['_PAYMENTSERVICE'].methods_by_name['AuthorizePayment']._serialized_options = b'\220\002\002\332A\037order,user,amount,payment_token\202\323\344\223\002\033\"\026/v1/payments:authorize:\001*'
+  _globals['_PAYMENTSERVICE'].methods_by_name['AuthorizePayment']._serialized_options = b'\220\002\002\332A\037order,user,amount,payment_token\212\265\030\006\010\004\032\002\010\n\202\323\344\223\002\033\"\026/v1/payments:authorize:\001*'
   _globals['_PAYMENTSERVICE'].methods_by_name['CapturePayment']._loaded_options = None
-  _globals['_PAYMENTSERVICE'].methods_by_name['CapturePayment']._serialized_options = b'\220\002\002\332A\004name\202\323\344\223\002\"\"\035/v1/{name=payments/*}:capture:\001*'
+  _globals['_PAYMENTSERVICE'].methods_by_name['CapturePayment']._serialized_options = b'\220\002\002\332A\004name\212\265\030\006\010\004\032\002\010\n\202\323\344\223\002\"\"\035/v1/{name=payments/*}:capture:\001*'
   _globals['_PAYMENTSERVICE'].methods_by_name['VoidPayment']._loaded_options = None
-  _globals['_PAYMENTSERVICE'].methods_by_name['VoidPayment']._serialized_options = b'\220\002\002\332A\004name\202\323\344\223\002\037\"\032/v1/{name=payments/*}:void:\001*'
+  _globals['_PAYMENTSERVICE'].methods_by_name['VoidPayment']._serialized_options = b'\220\002\002\332A\004name\212\265\030\006\010\004\032\002\010\n\202\323\344\223\002\037\"\032/v1/{name=payments/*}:void:\001*'
   _globals['_PAYMENTSERVICE'].methods_by_name['RefundPayment']._loaded_options = None
-  _globals['_PAYMENTSERVICE'].methods_by_name['RefundPayment']._serialized_options = b'\220\002\002\332A\013name,amount\202\323\344\223\002!\"\034/v1/{name=payments/*}:refund:\001*'
+  _globals['_PAYMENTSERVICE'].methods_by_name['RefundPayment']._serialized_options = b'\220\002\002\332A\013name,amount\212\265\030\r\010\004\022\005admin\032\002\010\n\202\323\344\223\002!\"\034/v1/{name=payments/*}:refund:\001*'
   _globals['_PAYMENTSERVICE'].methods_by_name['GetPayment']._loaded_options = None
-  _globals['_PAYMENTSERVICE'].methods_by_name['GetPayment']._serialized_options = b'\220\002\001\332A\004name\202\323\344\223\002\027\022\025/v1/{name=payments/*}'
+  _globals['_PAYMENTSERVICE'].methods_by_name['GetPayment']._serialized_options = b'\220\002\001\332A\004name\212\265\030\006\010\002\032\002\010\002\202\323\344\223\002\027\022\025/v1/{name=payments/*}'
   _globals['_PAYMENTSERVICE'].methods_by_name['ListPayments']._loaded_options = None
-  _globals['_PAYMENTSERVICE'].methods_by_name['ListPayments']._serialized_options = b'\220\002\001\202\323\344\223\002\016\022\014/v1/payments'
-  _globals['_AUTHORIZEPAYMENTREQUEST']._serialized_start=236
-  _globals['_AUTHORIZEPAYMENTREQUEST']._serialized_end=493
-  _globals['_AUTHORIZEPAYMENTRESPONSE']._serialized_start=495
-  _globals['_AUTHORIZEPAYMENTRESPONSE']._serialized_end=575
-  _globals['_CAPTUREPAYMENTREQUEST']._serialized_start=577
-  _globals['_CAPTUREPAYMENTREQUEST']._serialized_end=690
-  _globals['_CAPTUREPAYMENTRESPONSE']._serialized_start=692
-  _globals['_CAPTUREPAYMENTRESPONSE']._serialized_end=770
-  _globals['_VOIDPAYMENTREQUEST']._serialized_start=772
-  _globals['_VOIDPAYMENTREQUEST']._serialized_end=882
-  _globals['_VOIDPAYMENTRESPONSE']._serialized_start=884
-  _globals['_VOIDPAYMENTRESPONSE']._serialized_end=959
-  _globals['_REFUNDPAYMENTREQUEST']._serialized_start=962
-  _globals['_REFUNDPAYMENTREQUEST']._serialized_end=1124
-  _globals['_REFUNDPAYMENTRESPONSE']._serialized_start=1126
-  _globals['_REFUNDPAYMENTRESPONSE']._serialized_end=1203
-  _globals['_GETPAYMENTREQUEST']._serialized_start=1205
-  _globals['_GETPAYMENTREQUEST']._serialized_end=1277
-  _globals['_GETPAYMENTRESPONSE']._serialized_start=1279
-  _globals['_GETPAYMENTRESPONSE']._serialized_end=1353
-  _globals['_LISTPAYMENTSREQUEST']._serialized_start=1356
-  _globals['_LISTPAYMENTSREQUEST']._serialized_end=1550
-  _globals['_LISTPAYMENTSRESPONSE']._serialized_start=1552
-  _globals['_LISTPAYMENTSRESPONSE']._serialized_end=1670
-  _globals['_PAYMENTSERVICE']._serialized_start=1673
-  _globals['_PAYMENTSERVICE']._serialized_end=2604
+  _globals['_PAYMENTSERVICE'].methods_by_name['ListPayments']._serialized_options = b'\220\002\001\212\265\030\006\010\002\032\002\010\005\202\323\344\223\002\016\022\014/v1/payments'
+  _globals['_AUTHORIZEPAYMENTREQUEST']._serialized_start=263
+  _globals['_AUTHORIZEPAYMENTREQUEST']._serialized_end=520
+  _globals['_AUTHORIZEPAYMENTRESPONSE']._serialized_start=522
+  _globals['_AUTHORIZEPAYMENTRESPONSE']._serialized_end=602
+  _globals['_CAPTUREPAYMENTREQUEST']._serialized_start=604
+  _globals['_CAPTUREPAYMENTREQUEST']._serialized_end=717
+  _globals['_CAPTUREPAYMENTRESPONSE']._serialized_start=719
+  _globals['_CAPTUREPAYMENTRESPONSE']._serialized_end=797
+  _globals['_VOIDPAYMENTREQUEST']._serialized_start=799
+  _globals['_VOIDPAYMENTREQUEST']._serialized_end=909
+  _globals['_VOIDPAYMENTRESPONSE']._serialized_start=911
+  _globals['_VOIDPAYMENTRESPONSE']._serialized_end=986
+  _globals['_REFUNDPAYMENTREQUEST']._serialized_start=989
+  _globals['_REFUNDPAYMENTREQUEST']._serialized_end=1151
+  _globals['_REFUNDPAYMENTRESPONSE']._serialized_start=1153
+  _globals['_REFUNDPAYMENTRESPONSE']._serialized_end=1230
+  _globals['_GETPAYMENTREQUEST']._serialized_start=1232
+  _globals['_GETPAYMENTREQUEST']._serialized_end=1304
+  _globals['_GETPAYMENTRESPONSE']._serialized_start=1306
+  _globals['_GETPAYMENTRESPONSE']._serialized_end=1380
+  _globals['_LISTPAYMENTSREQUEST']._serialized_start=1383
+  _globals['_LISTPAYMENTSREQUEST']._serialized_end=1577
+  _globals['_LISTPAYMENTSRESPONSE']._serialized_start=1579
+  _globals['_LISTPAYMENTSRESPONSE']._serialized_end=1697
+  _globals['_PAYMENTSERVICE']._serialized_start=1700
+  _globals['_PAYMENTSERVICE']._serialized_end=2699
 # @@protoc_insertion_point(module_scope)

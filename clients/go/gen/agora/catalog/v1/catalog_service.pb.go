@@ -7,6 +7,7 @@
 package catalogv1
 
 import (
+	_ "agora/clients/go/gen/agora/api/v1"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	money "google.golang.org/genproto/googleapis/type/money"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
@@ -1004,7 +1005,7 @@ var File_agora_catalog_v1_catalog_service_proto protoreflect.FileDescriptor
 
 const file_agora_catalog_v1_catalog_service_proto_rawDesc = "" +
 	"\n" +
-	"&agora/catalog/v1/catalog_service.proto\x12\x10agora.catalog.v1\x1a\x1eagora/catalog/v1/catalog.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a google/protobuf/field_mask.proto\x1a\x17google/type/money.proto\"\xa1\x01\n" +
+	"&agora/catalog/v1/catalog_service.proto\x12\x10agora.catalog.v1\x1a\x19agora/api/v1/policy.proto\x1a\x1eagora/catalog/v1/catalog.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a google/protobuf/field_mask.proto\x1a\x17google/type/money.proto\"\xa1\x01\n" +
 	"\x15CreateCategoryRequest\x12<\n" +
 	"\bcategory\x18\x01 \x01(\v2\x1a.agora.catalog.v1.CategoryB\x04\xe2A\x01\x02R\bcategory\x12%\n" +
 	"\vcategory_id\x18\x02 \x01(\tB\x04\xe2A\x01\x01R\n" +
@@ -1070,19 +1071,18 @@ const file_agora_catalog_v1_catalog_service_proto_rawDesc = "" +
 	"\x04etag\x18\x02 \x01(\tB\x04\xe2A\x01\x01R\x04etag\x12#\n" +
 	"\n" +
 	"request_id\x18\x03 \x01(\tB\x04\xe2A\x01\x01R\trequestId\"\x17\n" +
-	"\x15DeleteProductResponse2\xa7\n" +
+	"\x15DeleteProductResponse2\x9f\v\n" +
+	"\x0eCatalogService\x12\xb0\x01\n" +
+	"\x0eCreateCategory\x12'.agora.catalog.v1.CreateCategoryRequest\x1a(.agora.catalog.v1.CreateCategoryResponse\"K\xdaA\x14category,category_id\x8a\xb5\x18\r\b\x03\x12\x05admin\x1a\x02\b\x05\x82\xd3\xe4\x93\x02\x1a:\bcategory\"\x0e/v1/categories\x90\x02\x02\x12\x8f\x01\n" +
+	"\vGetCategory\x12$.agora.catalog.v1.GetCategoryRequest\x1a%.agora.catalog.v1.GetCategoryResponse\"3\xdaA\x04name\x8a\xb5\x18\x06\b\x01\x1a\x02\b\x02\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/{name=categories/*}\x90\x02\x01\x12\x88\x01\n" +
+	"\x0eListCategories\x12'.agora.catalog.v1.ListCategoriesRequest\x1a(.agora.catalog.v1.ListCategoriesResponse\"#\x8a\xb5\x18\x06\b\x01\x1a\x02\b\x05\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/categories\x90\x02\x01\x12\xa8\x01\n" +
+	"\rCreateProduct\x12&.agora.catalog.v1.CreateProductRequest\x1a'.agora.catalog.v1.CreateProductResponse\"F\xdaA\x12product,product_id\x8a\xb5\x18\r\b\x03\x12\x05admin\x1a\x02\b\x05\x82\xd3\xe4\x93\x02\x17:\aproduct\"\f/v1/products\x90\x02\x02\x12\x8a\x01\n" +
 	"\n" +
-	"\x0eCatalogService\x12\x9f\x01\n" +
-	"\x0eCreateCategory\x12'.agora.catalog.v1.CreateCategoryRequest\x1a(.agora.catalog.v1.CreateCategoryResponse\":\xdaA\x14category,category_id\x82\xd3\xe4\x93\x02\x1a:\bcategory\"\x0e/v1/categories\x90\x02\x02\x12\x85\x01\n" +
-	"\vGetCategory\x12$.agora.catalog.v1.GetCategoryRequest\x1a%.agora.catalog.v1.GetCategoryResponse\")\xdaA\x04name\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/{name=categories/*}\x90\x02\x01\x12~\n" +
-	"\x0eListCategories\x12'.agora.catalog.v1.ListCategoriesRequest\x1a(.agora.catalog.v1.ListCategoriesResponse\"\x19\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/categories\x90\x02\x01\x12\x97\x01\n" +
-	"\rCreateProduct\x12&.agora.catalog.v1.CreateProductRequest\x1a'.agora.catalog.v1.CreateProductResponse\"5\xdaA\x12product,product_id\x82\xd3\xe4\x93\x02\x17:\aproduct\"\f/v1/products\x90\x02\x02\x12\x80\x01\n" +
-	"\n" +
-	"GetProduct\x12#.agora.catalog.v1.GetProductRequest\x1a$.agora.catalog.v1.GetProductResponse\"'\xdaA\x04name\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/{name=products/*}\x90\x02\x01\x12\x8b\x01\n" +
-	"\x10BatchGetProducts\x12).agora.catalog.v1.BatchGetProductsRequest\x1a*.agora.catalog.v1.BatchGetProductsResponse\" \x82\xd3\xe4\x93\x02\x17\x12\x15/v1/products:batchGet\x90\x02\x01\x12v\n" +
-	"\fListProducts\x12%.agora.catalog.v1.ListProductsRequest\x1a&.agora.catalog.v1.ListProductsResponse\"\x17\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/products\x90\x02\x01\x12\xa9\x01\n" +
-	"\rUpdateProduct\x12&.agora.catalog.v1.UpdateProductRequest\x1a'.agora.catalog.v1.UpdateProductResponse\"G\xdaA\x13product,update_mask\x82\xd3\xe4\x93\x02(:\aproduct2\x1d/v1/{product.name=products/*}\x90\x02\x02\x12\x89\x01\n" +
-	"\rDeleteProduct\x12&.agora.catalog.v1.DeleteProductRequest\x1a'.agora.catalog.v1.DeleteProductResponse\"'\xdaA\x04name\x82\xd3\xe4\x93\x02\x17*\x15/v1/{name=products/*}\x90\x02\x02\x1a\x10\xcaA\rcatalog.agoraB1Z/agora/clients/go/gen/agora/catalog/v1;catalogv1b\x06proto3"
+	"GetProduct\x12#.agora.catalog.v1.GetProductRequest\x1a$.agora.catalog.v1.GetProductResponse\"1\xdaA\x04name\x8a\xb5\x18\x06\b\x01\x1a\x02\b\x02\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/{name=products/*}\x90\x02\x01\x12\x95\x01\n" +
+	"\x10BatchGetProducts\x12).agora.catalog.v1.BatchGetProductsRequest\x1a*.agora.catalog.v1.BatchGetProductsResponse\"*\x8a\xb5\x18\x06\b\x01\x1a\x02\b\x02\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/products:batchGet\x90\x02\x01\x12\x80\x01\n" +
+	"\fListProducts\x12%.agora.catalog.v1.ListProductsRequest\x1a&.agora.catalog.v1.ListProductsResponse\"!\x8a\xb5\x18\x06\b\x01\x1a\x02\b\x05\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/products\x90\x02\x01\x12\xba\x01\n" +
+	"\rUpdateProduct\x12&.agora.catalog.v1.UpdateProductRequest\x1a'.agora.catalog.v1.UpdateProductResponse\"X\xdaA\x13product,update_mask\x8a\xb5\x18\r\b\x03\x12\x05admin\x1a\x02\b\x05\x82\xd3\xe4\x93\x02(:\aproduct2\x1d/v1/{product.name=products/*}\x90\x02\x02\x12\x9a\x01\n" +
+	"\rDeleteProduct\x12&.agora.catalog.v1.DeleteProductRequest\x1a'.agora.catalog.v1.DeleteProductResponse\"8\xdaA\x04name\x8a\xb5\x18\r\b\x03\x12\x05admin\x1a\x02\b\x05\x82\xd3\xe4\x93\x02\x17*\x15/v1/{name=products/*}\x90\x02\x02\x1a\x10\xcaA\rcatalog.agoraB1Z/agora/clients/go/gen/agora/catalog/v1;catalogv1b\x06proto3"
 
 var (
 	file_agora_catalog_v1_catalog_service_proto_rawDescOnce sync.Once

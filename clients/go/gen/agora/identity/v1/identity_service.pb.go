@@ -7,6 +7,7 @@
 package identityv1
 
 import (
+	_ "agora/clients/go/gen/agora/api/v1"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -723,7 +724,7 @@ var File_agora_identity_v1_identity_service_proto protoreflect.FileDescriptor
 
 const file_agora_identity_v1_identity_service_proto_rawDesc = "" +
 	"\n" +
-	"(agora/identity/v1/identity_service.proto\x12\x11agora.identity.v1\x1a\x1cagora/identity/v1/user.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9c\x01\n" +
+	"(agora/identity/v1/identity_service.proto\x12\x11agora.identity.v1\x1a\x19agora/api/v1/policy.proto\x1a\x1cagora/identity/v1/user.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9c\x01\n" +
 	"\rSignUpRequest\x12\x1a\n" +
 	"\x05email\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x05email\x12!\n" +
 	"\bpassword\x18\x02 \x01(\tB\x05\xe2A\x02\x02\x04R\bpassword\x12'\n" +
@@ -768,13 +769,15 @@ const file_agora_identity_v1_identity_service_proto_rawDesc = "" +
 	"\x01x\x18\x04 \x01(\tR\x01x\x12\f\n" +
 	"\x01y\x18\x05 \x01(\tR\x01y\x12\x10\n" +
 	"\x03alg\x18\x06 \x01(\tR\x03alg\x12\x10\n" +
-	"\x03use\x18\a \x01(\tR\x03use2\x9f\x05\n" +
-	"\x0fIdentityService\x12\x8b\x01\n" +
-	"\x06SignUp\x12 .agora.identity.v1.SignUpRequest\x1a!.agora.identity.v1.SignUpResponse\"<\xdaA\x1bemail,password,display_name\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1/users:signUp\x90\x02\x02\x12w\n" +
-	"\x05Login\x12\x1f.agora.identity.v1.LoginRequest\x1a .agora.identity.v1.LoginResponse\"+\xdaA\x0eemail,password\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/users:login\x12\x92\x01\n" +
-	"\fRefreshToken\x12&.agora.identity.v1.RefreshTokenRequest\x1a'.agora.identity.v1.RefreshTokenResponse\"1\xdaA\rrefresh_token\x82\xd3\xe4\x93\x02\x1b:\x01*\"\x16/v1/users:refreshToken\x12v\n" +
-	"\aGetUser\x12!.agora.identity.v1.GetUserRequest\x1a\".agora.identity.v1.GetUserResponse\"$\xdaA\x04name\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/{name=users/*}\x90\x02\x01\x12e\n" +
-	"\aGetJwks\x12!.agora.identity.v1.GetJwksRequest\x1a\".agora.identity.v1.GetJwksResponse\"\x13\x82\xd3\xe4\x93\x02\n" +
+	"\x03use\x18\a \x01(\tR\x03use2\xd3\x05\n" +
+	"\x0fIdentityService\x12\x95\x01\n" +
+	"\x06SignUp\x12 .agora.identity.v1.SignUpRequest\x1a!.agora.identity.v1.SignUpResponse\"F\xdaA\x1bemail,password,display_name\x8a\xb5\x18\x06\b\x01\x1a\x02\b\n" +
+	"\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1/users:signUp\x90\x02\x02\x12\x81\x01\n" +
+	"\x05Login\x12\x1f.agora.identity.v1.LoginRequest\x1a .agora.identity.v1.LoginResponse\"5\xdaA\x0eemail,password\x8a\xb5\x18\x06\b\x01\x1a\x02\b\n" +
+	"\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/users:login\x12\x9c\x01\n" +
+	"\fRefreshToken\x12&.agora.identity.v1.RefreshTokenRequest\x1a'.agora.identity.v1.RefreshTokenResponse\";\xdaA\rrefresh_token\x8a\xb5\x18\x06\b\x01\x1a\x02\b\x05\x82\xd3\xe4\x93\x02\x1b:\x01*\"\x16/v1/users:refreshToken\x12\x80\x01\n" +
+	"\aGetUser\x12!.agora.identity.v1.GetUserRequest\x1a\".agora.identity.v1.GetUserResponse\".\xdaA\x04name\x8a\xb5\x18\x06\b\x02\x1a\x02\b\x02\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/{name=users/*}\x90\x02\x01\x12o\n" +
+	"\aGetJwks\x12!.agora.identity.v1.GetJwksRequest\x1a\".agora.identity.v1.GetJwksResponse\"\x1d\x8a\xb5\x18\x06\b\x01\x1a\x02\b\x02\x82\xd3\xe4\x93\x02\n" +
 	"\x12\b/v1/jwks\x90\x02\x01\x1a\x11\xcaA\x0eidentity.agoraB3Z1agora/clients/go/gen/agora/identity/v1;identityv1b\x06proto3"
 
 var (

@@ -7,6 +7,7 @@
 package inventoryv1
 
 import (
+	_ "agora/clients/go/gen/agora/api/v1"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -668,7 +669,7 @@ var File_agora_inventory_v1_inventory_service_proto protoreflect.FileDescriptor
 
 const file_agora_inventory_v1_inventory_service_proto_rawDesc = "" +
 	"\n" +
-	"*agora/inventory/v1/inventory_service.proto\x12\x12agora.inventory.v1\x1a\"agora/inventory/v1/inventory.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1egoogle/protobuf/duration.proto\"\xa3\x01\n" +
+	"*agora/inventory/v1/inventory_service.proto\x12\x12agora.inventory.v1\x1a\x19agora/api/v1/policy.proto\x1a\"agora/inventory/v1/inventory.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1egoogle/protobuf/duration.proto\"\xa3\x01\n" +
 	"\x0fSetStockRequest\x122\n" +
 	"\x04name\x18\x01 \x01(\tB\x1e\xe2A\x01\x02\xfaA\x17\n" +
 	"\x15inventory.agora/StockR\x04name\x12\x1d\n" +
@@ -710,14 +711,14 @@ const file_agora_inventory_v1_inventory_service_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tB$\xe2A\x01\x02\xfaA\x1d\n" +
 	"\x1binventory.agora/ReservationR\x04name\"[\n" +
 	"\x16GetReservationResponse\x12A\n" +
-	"\vreservation\x18\x01 \x01(\v2\x1f.agora.inventory.v1.ReservationR\vreservation2\xd0\a\n" +
-	"\x10InventoryService\x12\x93\x01\n" +
-	"\bSetStock\x12#.agora.inventory.v1.SetStockRequest\x1a$.agora.inventory.v1.SetStockResponse\"<\xdaA\fname,on_hand\x82\xd3\xe4\x93\x02$:\x01*\"\x1f/v1/{name=products/*/stock}:set\x90\x02\x02\x12\x84\x01\n" +
-	"\bGetStock\x12#.agora.inventory.v1.GetStockRequest\x1a$.agora.inventory.v1.GetStockResponse\"-\xdaA\x04name\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/{name=products/*/stock}\x90\x02\x01\x12\x9b\x01\n" +
-	"\fReserveStock\x12'.agora.inventory.v1.ReserveStockRequest\x1a(.agora.inventory.v1.ReserveStockResponse\"8\xdaA\x0forder,items,ttl\x82\xd3\xe4\x93\x02\x1d:\x01*\"\x18/v1/reservations:reserve\x90\x02\x02\x12\xa7\x01\n" +
-	"\x11CommitReservation\x12,.agora.inventory.v1.CommitReservationRequest\x1a-.agora.inventory.v1.CommitReservationResponse\"5\xdaA\x04name\x82\xd3\xe4\x93\x02%:\x01*\" /v1/{name=reservations/*}:commit\x90\x02\x02\x12\xab\x01\n" +
-	"\x12ReleaseReservation\x12-.agora.inventory.v1.ReleaseReservationRequest\x1a..agora.inventory.v1.ReleaseReservationResponse\"6\xdaA\x04name\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/{name=reservations/*}:release\x90\x02\x02\x12\x94\x01\n" +
-	"\x0eGetReservation\x12).agora.inventory.v1.GetReservationRequest\x1a*.agora.inventory.v1.GetReservationResponse\"+\xdaA\x04name\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/{name=reservations/*}\x90\x02\x01\x1a\x12\xcaA\x0finventory.agoraB5Z3agora/clients/go/gen/agora/inventory/v1;inventoryv1b\x06proto3"
+	"\vreservation\x18\x01 \x01(\v2\x1f.agora.inventory.v1.ReservationR\vreservation2\x9a\b\n" +
+	"\x10InventoryService\x12\xa4\x01\n" +
+	"\bSetStock\x12#.agora.inventory.v1.SetStockRequest\x1a$.agora.inventory.v1.SetStockResponse\"M\xdaA\fname,on_hand\x8a\xb5\x18\r\b\x03\x12\x05admin\x1a\x02\b\x05\x82\xd3\xe4\x93\x02$:\x01*\"\x1f/v1/{name=products/*/stock}:set\x90\x02\x02\x12\x8e\x01\n" +
+	"\bGetStock\x12#.agora.inventory.v1.GetStockRequest\x1a$.agora.inventory.v1.GetStockResponse\"7\xdaA\x04name\x8a\xb5\x18\x06\b\x01\x1a\x02\b\x02\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/{name=products/*/stock}\x90\x02\x01\x12\xa5\x01\n" +
+	"\fReserveStock\x12'.agora.inventory.v1.ReserveStockRequest\x1a(.agora.inventory.v1.ReserveStockResponse\"B\xdaA\x0forder,items,ttl\x8a\xb5\x18\x06\b\x04\x1a\x02\b\x05\x82\xd3\xe4\x93\x02\x1d:\x01*\"\x18/v1/reservations:reserve\x90\x02\x02\x12\xb1\x01\n" +
+	"\x11CommitReservation\x12,.agora.inventory.v1.CommitReservationRequest\x1a-.agora.inventory.v1.CommitReservationResponse\"?\xdaA\x04name\x8a\xb5\x18\x06\b\x04\x1a\x02\b\x05\x82\xd3\xe4\x93\x02%:\x01*\" /v1/{name=reservations/*}:commit\x90\x02\x02\x12\xb5\x01\n" +
+	"\x12ReleaseReservation\x12-.agora.inventory.v1.ReleaseReservationRequest\x1a..agora.inventory.v1.ReleaseReservationResponse\"@\xdaA\x04name\x8a\xb5\x18\x06\b\x04\x1a\x02\b\x05\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/{name=reservations/*}:release\x90\x02\x02\x12\xa5\x01\n" +
+	"\x0eGetReservation\x12).agora.inventory.v1.GetReservationRequest\x1a*.agora.inventory.v1.GetReservationResponse\"<\xdaA\x04name\x8a\xb5\x18\r\b\x04\x12\x05admin\x1a\x02\b\x02\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/{name=reservations/*}\x90\x02\x01\x1a\x12\xcaA\x0finventory.agoraB5Z3agora/clients/go/gen/agora/inventory/v1;inventoryv1b\x06proto3"
 
 var (
 	file_agora_inventory_v1_inventory_service_proto_rawDescOnce sync.Once

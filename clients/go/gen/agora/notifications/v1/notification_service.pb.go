@@ -7,6 +7,7 @@
 package notificationsv1
 
 import (
+	_ "agora/clients/go/gen/agora/api/v1"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -252,7 +253,7 @@ var File_agora_notifications_v1_notification_service_proto protoreflect.FileDesc
 
 const file_agora_notifications_v1_notification_service_proto_rawDesc = "" +
 	"\n" +
-	"1agora/notifications/v1/notification_service.proto\x12\x16agora.notifications.v1\x1a)agora/notifications/v1/notification.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\"\xc3\x01\n" +
+	"1agora/notifications/v1/notification_service.proto\x12\x16agora.notifications.v1\x1a\x19agora/api/v1/policy.proto\x1a)agora/notifications/v1/notification.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\"\xc3\x01\n" +
 	"\x18ListNotificationsRequest\x12!\n" +
 	"\tpage_size\x18\x01 \x01(\x05B\x04\xe2A\x01\x01R\bpageSize\x12#\n" +
 	"\n" +
@@ -268,10 +269,10 @@ const file_agora_notifications_v1_notification_service_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tB)\xe2A\x01\x02\xfaA\"\n" +
 	" notifications.agora/NotificationR\x04name\"c\n" +
 	"\x17GetNotificationResponse\x12H\n" +
-	"\fnotification\x18\x01 \x01(\v2$.agora.notifications.v1.NotificationR\fnotification2\xe9\x02\n" +
-	"\x13NotificationService\x12\x96\x01\n" +
-	"\x11ListNotifications\x120.agora.notifications.v1.ListNotificationsRequest\x1a1.agora.notifications.v1.ListNotificationsResponse\"\x1c\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/notifications\x90\x02\x01\x12\xa0\x01\n" +
-	"\x0fGetNotification\x12..agora.notifications.v1.GetNotificationRequest\x1a/.agora.notifications.v1.GetNotificationResponse\",\xdaA\x04name\x82\xd3\xe4\x93\x02\x1c\x12\x1a/v1/{name=notifications/*}\x90\x02\x01\x1a\x16\xcaA\x13notifications.agoraB=Z;agora/clients/go/gen/agora/notifications/v1;notificationsv1b\x06proto3"
+	"\fnotification\x18\x01 \x01(\v2$.agora.notifications.v1.NotificationR\fnotification2\xfd\x02\n" +
+	"\x13NotificationService\x12\xa0\x01\n" +
+	"\x11ListNotifications\x120.agora.notifications.v1.ListNotificationsRequest\x1a1.agora.notifications.v1.ListNotificationsResponse\"&\x8a\xb5\x18\x06\b\x02\x1a\x02\b\x05\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/notifications\x90\x02\x01\x12\xaa\x01\n" +
+	"\x0fGetNotification\x12..agora.notifications.v1.GetNotificationRequest\x1a/.agora.notifications.v1.GetNotificationResponse\"6\xdaA\x04name\x8a\xb5\x18\x06\b\x02\x1a\x02\b\x02\x82\xd3\xe4\x93\x02\x1c\x12\x1a/v1/{name=notifications/*}\x90\x02\x01\x1a\x16\xcaA\x13notifications.agoraB=Z;agora/clients/go/gen/agora/notifications/v1;notificationsv1b\x06proto3"
 
 var (
 	file_agora_notifications_v1_notification_service_proto_rawDescOnce sync.Once

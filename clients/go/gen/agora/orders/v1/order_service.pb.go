@@ -7,6 +7,7 @@
 package ordersv1
 
 import (
+	_ "agora/clients/go/gen/agora/api/v1"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -549,7 +550,7 @@ var File_agora_orders_v1_order_service_proto protoreflect.FileDescriptor
 
 const file_agora_orders_v1_order_service_proto_rawDesc = "" +
 	"\n" +
-	"#agora/orders/v1/order_service.proto\x12\x0fagora.orders.v1\x1a\x1bagora/orders/v1/order.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\"\xd6\x01\n" +
+	"#agora/orders/v1/order_service.proto\x12\x0fagora.orders.v1\x1a\x19agora/api/v1/policy.proto\x1a\x1bagora/orders/v1/order.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\"\xd6\x01\n" +
 	"\x11PlaceOrderRequest\x120\n" +
 	"\x04user\x18\x01 \x01(\tB\x1c\xe2A\x01\x02\xfaA\x15\n" +
 	"\x13identity.agora/UserR\x04user\x12>\n" +
@@ -586,15 +587,17 @@ const file_agora_orders_v1_order_service_proto_rawDesc = "" +
 	"\bLineItem\x128\n" +
 	"\aproduct\x18\x01 \x01(\tB\x1e\xe2A\x01\x02\xfaA\x17\n" +
 	"\x15catalog.agora/ProductR\aproduct\x12 \n" +
-	"\bquantity\x18\x02 \x01(\x05B\x04\xe2A\x01\x02R\bquantity2\xb0\x04\n" +
-	"\fOrderService\x12\x95\x01\n" +
+	"\bquantity\x18\x02 \x01(\x05B\x04\xe2A\x01\x02R\bquantity2\xd9\x04\n" +
+	"\fOrderService\x12\x9f\x01\n" +
 	"\n" +
-	"PlaceOrder\x12\".agora.orders.v1.PlaceOrderRequest\x1a#.agora.orders.v1.PlaceOrderResponse\">\xdaA\x1duser,line_items,payment_token\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1/orders:place\x90\x02\x02\x12v\n" +
-	"\bGetOrder\x12 .agora.orders.v1.GetOrderRequest\x1a!.agora.orders.v1.GetOrderResponse\"%\xdaA\x04name\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/{name=orders/*}\x90\x02\x01\x12s\n" +
+	"PlaceOrder\x12\".agora.orders.v1.PlaceOrderRequest\x1a#.agora.orders.v1.PlaceOrderResponse\"H\xdaA\x1duser,line_items,payment_token\x8a\xb5\x18\x06\b\x02\x1a\x02\b\n" +
+	"\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1/orders:place\x90\x02\x02\x12\x80\x01\n" +
+	"\bGetOrder\x12 .agora.orders.v1.GetOrderRequest\x1a!.agora.orders.v1.GetOrderResponse\"/\xdaA\x04name\x8a\xb5\x18\x06\b\x02\x1a\x02\b\x02\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/{name=orders/*}\x90\x02\x01\x12}\n" +
 	"\n" +
-	"ListOrders\x12\".agora.orders.v1.ListOrdersRequest\x1a#.agora.orders.v1.ListOrdersResponse\"\x1c\xdaA\x04user\x82\xd3\xe4\x93\x02\f\x12\n" +
-	"/v1/orders\x90\x02\x01\x12\x89\x01\n" +
-	"\vCancelOrder\x12#.agora.orders.v1.CancelOrderRequest\x1a$.agora.orders.v1.CancelOrderResponse\"/\xdaA\x04name\x82\xd3\xe4\x93\x02\x1f:\x01*\"\x1a/v1/{name=orders/*}:cancel\x90\x02\x02\x1a\x0f\xcaA\forders.agoraB/Z-agora/clients/go/gen/agora/orders/v1;ordersv1b\x06proto3"
+	"ListOrders\x12\".agora.orders.v1.ListOrdersRequest\x1a#.agora.orders.v1.ListOrdersResponse\"&\xdaA\x04user\x8a\xb5\x18\x06\b\x02\x1a\x02\b\x05\x82\xd3\xe4\x93\x02\f\x12\n" +
+	"/v1/orders\x90\x02\x01\x12\x93\x01\n" +
+	"\vCancelOrder\x12#.agora.orders.v1.CancelOrderRequest\x1a$.agora.orders.v1.CancelOrderResponse\"9\xdaA\x04name\x8a\xb5\x18\x06\b\x02\x1a\x02\b\n" +
+	"\x82\xd3\xe4\x93\x02\x1f:\x01*\"\x1a/v1/{name=orders/*}:cancel\x90\x02\x02\x1a\x0f\xcaA\forders.agoraB/Z-agora/clients/go/gen/agora/orders/v1;ordersv1b\x06proto3"
 
 var (
 	file_agora_orders_v1_order_service_proto_rawDescOnce sync.Once

@@ -7,6 +7,7 @@
 package paymentsv1
 
 import (
+	_ "agora/clients/go/gen/agora/api/v1"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	money "google.golang.org/genproto/googleapis/type/money"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
@@ -715,7 +716,7 @@ var File_agora_payments_v1_payment_service_proto protoreflect.FileDescriptor
 
 const file_agora_payments_v1_payment_service_proto_rawDesc = "" +
 	"\n" +
-	"'agora/payments/v1/payment_service.proto\x12\x11agora.payments.v1\x1a\x1fagora/payments/v1/payment.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x17google/type/money.proto\"\x81\x02\n" +
+	"'agora/payments/v1/payment_service.proto\x12\x11agora.payments.v1\x1a\x19agora/api/v1/policy.proto\x1a\x1fagora/payments/v1/payment.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x17google/type/money.proto\"\x81\x02\n" +
 	"\x17AuthorizePaymentRequest\x121\n" +
 	"\x05order\x18\x01 \x01(\tB\x1b\xe2A\x01\x02\xfaA\x14\n" +
 	"\x12orders.agora/OrderR\x05order\x120\n" +
@@ -764,15 +765,19 @@ const file_agora_payments_v1_payment_service_proto_rawDesc = "" +
 	"\x13identity.agora/UserR\x04user\"v\n" +
 	"\x14ListPaymentsResponse\x126\n" +
 	"\bpayments\x18\x01 \x03(\v2\x1a.agora.payments.v1.PaymentR\bpayments\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xa3\a\n" +
-	"\x0ePaymentService\x12\xb3\x01\n" +
-	"\x10AuthorizePayment\x12*.agora.payments.v1.AuthorizePaymentRequest\x1a+.agora.payments.v1.AuthorizePaymentResponse\"F\xdaA\x1forder,user,amount,payment_token\x82\xd3\xe4\x93\x02\x1b:\x01*\"\x16/v1/payments:authorize\x90\x02\x02\x12\x99\x01\n" +
-	"\x0eCapturePayment\x12(.agora.payments.v1.CapturePaymentRequest\x1a).agora.payments.v1.CapturePaymentResponse\"2\xdaA\x04name\x82\xd3\xe4\x93\x02\":\x01*\"\x1d/v1/{name=payments/*}:capture\x90\x02\x02\x12\x8d\x01\n" +
-	"\vVoidPayment\x12%.agora.payments.v1.VoidPaymentRequest\x1a&.agora.payments.v1.VoidPaymentResponse\"/\xdaA\x04name\x82\xd3\xe4\x93\x02\x1f:\x01*\"\x1a/v1/{name=payments/*}:void\x90\x02\x02\x12\x9c\x01\n" +
-	"\rRefundPayment\x12'.agora.payments.v1.RefundPaymentRequest\x1a(.agora.payments.v1.RefundPaymentResponse\"8\xdaA\vname,amount\x82\xd3\xe4\x93\x02!:\x01*\"\x1c/v1/{name=payments/*}:refund\x90\x02\x02\x12\x82\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xe7\a\n" +
+	"\x0ePaymentService\x12\xbd\x01\n" +
+	"\x10AuthorizePayment\x12*.agora.payments.v1.AuthorizePaymentRequest\x1a+.agora.payments.v1.AuthorizePaymentResponse\"P\xdaA\x1forder,user,amount,payment_token\x8a\xb5\x18\x06\b\x04\x1a\x02\b\n" +
+	"\x82\xd3\xe4\x93\x02\x1b:\x01*\"\x16/v1/payments:authorize\x90\x02\x02\x12\xa3\x01\n" +
+	"\x0eCapturePayment\x12(.agora.payments.v1.CapturePaymentRequest\x1a).agora.payments.v1.CapturePaymentResponse\"<\xdaA\x04name\x8a\xb5\x18\x06\b\x04\x1a\x02\b\n" +
+	"\x82\xd3\xe4\x93\x02\":\x01*\"\x1d/v1/{name=payments/*}:capture\x90\x02\x02\x12\x97\x01\n" +
+	"\vVoidPayment\x12%.agora.payments.v1.VoidPaymentRequest\x1a&.agora.payments.v1.VoidPaymentResponse\"9\xdaA\x04name\x8a\xb5\x18\x06\b\x04\x1a\x02\b\n" +
+	"\x82\xd3\xe4\x93\x02\x1f:\x01*\"\x1a/v1/{name=payments/*}:void\x90\x02\x02\x12\xad\x01\n" +
+	"\rRefundPayment\x12'.agora.payments.v1.RefundPaymentRequest\x1a(.agora.payments.v1.RefundPaymentResponse\"I\xdaA\vname,amount\x8a\xb5\x18\r\b\x04\x12\x05admin\x1a\x02\b\n" +
+	"\x82\xd3\xe4\x93\x02!:\x01*\"\x1c/v1/{name=payments/*}:refund\x90\x02\x02\x12\x8c\x01\n" +
 	"\n" +
-	"GetPayment\x12$.agora.payments.v1.GetPaymentRequest\x1a%.agora.payments.v1.GetPaymentResponse\"'\xdaA\x04name\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/{name=payments/*}\x90\x02\x01\x12x\n" +
-	"\fListPayments\x12&.agora.payments.v1.ListPaymentsRequest\x1a'.agora.payments.v1.ListPaymentsResponse\"\x17\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/payments\x90\x02\x01\x1a\x11\xcaA\x0epayments.agoraB3Z1agora/clients/go/gen/agora/payments/v1;paymentsv1b\x06proto3"
+	"GetPayment\x12$.agora.payments.v1.GetPaymentRequest\x1a%.agora.payments.v1.GetPaymentResponse\"1\xdaA\x04name\x8a\xb5\x18\x06\b\x02\x1a\x02\b\x02\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/{name=payments/*}\x90\x02\x01\x12\x82\x01\n" +
+	"\fListPayments\x12&.agora.payments.v1.ListPaymentsRequest\x1a'.agora.payments.v1.ListPaymentsResponse\"!\x8a\xb5\x18\x06\b\x02\x1a\x02\b\x05\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/payments\x90\x02\x01\x1a\x11\xcaA\x0epayments.agoraB3Z1agora/clients/go/gen/agora/payments/v1;paymentsv1b\x06proto3"
 
 var (
 	file_agora_payments_v1_payment_service_proto_rawDescOnce sync.Once
