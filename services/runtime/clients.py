@@ -15,7 +15,8 @@ Every channel made here:
 - retries UNAVAILABLE, with backoff and retry throttling, only on methods whose contract
   says ``idempotency_level`` is ``NO_SIDE_EFFECTS`` or ``IDEMPOTENT``; nothing else is
   ever retried, and nobody writes a list of retryable methods by hand;
-- gives each call a deadline: the caller's ``timeout``, else the default, capped by what
+- gives each call a deadline: the caller's ``timeout``, else the RPC's
+  ``default_deadline`` from its contract (``agora.api.v1.policy``), capped by what
   remains of the inbound call being served minus a safety margin (gRPC Python does not
   propagate deadlines by itself). A call whose budget is already spent fails with
   DEADLINE_EXCEEDED without going out;
@@ -26,7 +27,7 @@ Every channel made here:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import grpc
@@ -34,12 +35,13 @@ from google.protobuf import descriptor, descriptor_pb2
 
 from runtime import context as request_context
 from runtime.errors import DeadlineExceeded
+from runtime.policy import DEFAULT_DEADLINE, default_deadline, method_path
 from runtime.status import from_rpc_error
 
 StubT = TypeVar("StubT")
 
-#: Deadline of a call when neither the caller nor an inbound call sets one.
-DEFAULT_TIMEOUT = 5.0
+#: Deadline of a call when neither the caller, nor its contract, nor an inbound call sets one.
+DEFAULT_TIMEOUT = DEFAULT_DEADLINE
 #: Time kept back from the inbound deadline, so the callee's answer can still travel back.
 DEADLINE_MARGIN = 0.02
 
@@ -103,10 +105,18 @@ else:
 
 
 class DeadlineAndErrorsInterceptor(UnaryUnaryClientInterceptor):
-    """Sets each call's deadline and turns failed calls into :mod:`runtime.errors` classes."""
+    """Sets each call's deadline and turns failed calls into :mod:`runtime.errors` classes.
 
-    def __init__(self, default_timeout: float = DEFAULT_TIMEOUT) -> None:
-        self._default_timeout = default_timeout
+    Args:
+        defaults: the deadline of each method (by path) whose caller sets none.
+        fallback: the deadline of any other method.
+    """
+
+    def __init__(
+        self, defaults: Mapping[str, float] | None = None, fallback: float = DEFAULT_TIMEOUT
+    ) -> None:
+        self._defaults = dict(defaults or {})
+        self._fallback = fallback
 
     async def intercept_unary_unary(
         self,
@@ -114,7 +124,8 @@ class DeadlineAndErrorsInterceptor(UnaryUnaryClientInterceptor):
         client_call_details: grpc.aio.ClientCallDetails,
         request: Any,
     ) -> Any:
-        timeout = effective_timeout(client_call_details.timeout, self._default_timeout)
+        default = self._defaults.get(_method_name(client_call_details.method), self._fallback)
+        timeout = effective_timeout(client_call_details.timeout, default)
         if timeout <= 0:
             raise DeadlineExceeded(
                 "no time left for this call within the inbound call's deadline",
@@ -149,11 +160,17 @@ def _method_name(method: str | bytes) -> str:
 
 
 class ClientFactory:
-    """Builds stubs on shared channels, one channel per (target, service)."""
+    """Builds stubs on shared channels, one channel per (target, service).
+
+    Args:
+        default_timeout: the deadline of every call whose caller sets none; by default
+            each RPC's ``default_deadline`` from its contract.
+        credentials: TLS credentials for every channel; plaintext without.
+    """
 
     def __init__(
         self,
-        default_timeout: float = DEFAULT_TIMEOUT,
+        default_timeout: float | None = None,
         credentials: grpc.ChannelCredentials | None = None,
     ) -> None:
         self._default_timeout = default_timeout
@@ -171,7 +188,7 @@ class ClientFactory:
             # The stubs type channel interceptors as a placeholder that needs a cast.
             interceptors = cast(
                 list[grpc.aio.ClientInterceptor],
-                [DeadlineAndErrorsInterceptor(self._default_timeout)],
+                [self._deadlines(service)],
             )
             options = channel_options(service)
             if self._credentials is None:
@@ -184,6 +201,13 @@ class ClientFactory:
                 )
             self._channels[key] = channel
         return channel
+
+    def _deadlines(self, service: descriptor.ServiceDescriptor) -> DeadlineAndErrorsInterceptor:
+        if self._default_timeout is not None:
+            return DeadlineAndErrorsInterceptor(fallback=self._default_timeout)
+        return DeadlineAndErrorsInterceptor(
+            {method_path(method): default_deadline(method) for method in service.methods}
+        )
 
     def stub(
         self,

@@ -6,7 +6,9 @@ service's own interceptors return, so it sees the final outcome of each call:
 
 - it decodes the request itself, so a body that is not a valid message becomes
   INVALID_ARGUMENT (reason ``MALFORMED_REQUEST``) instead of grpc.aio's UNKNOWN;
-- it records the inbound deadline for :mod:`runtime.clients` to propagate;
+- it records the inbound deadline for :mod:`runtime.clients` to propagate; a call that
+  arrives without one is bounded by its RPC's ``default_deadline`` from the contract
+  (``agora.api.v1.policy``) and ends DEADLINE_EXCEEDED when that passes;
 - an :class:`~runtime.errors.AgoraError` becomes its status code with ``ErrorInfo`` and
   ``BadRequest`` details; any other exception becomes INTERNAL with a generic message
   and the traceback in the log, never the exception text;
@@ -24,14 +26,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 import grpc
 from google.protobuf.message import DecodeError
 
 from runtime import context as request_context
-from runtime.errors import AgoraError, Internal, InvalidArgument
+from runtime.errors import AgoraError, DeadlineExceeded, Internal, InvalidArgument
+from runtime.policy import MethodRule
 from runtime.status import to_grpc_status
 
 access_log = logging.getLogger("agora.access")
@@ -52,11 +55,19 @@ class RuntimeInterceptor(ServerInterceptor):
 
     Args:
         domain: the ``ErrorInfo.domain`` of this service's errors, such as ``catalog.agora``.
+        rules: the contract's rule of each method served (:func:`runtime.policy.method_rules`).
         access_log_enabled: log a line per call at INFO (the default); off for benchmarks only.
     """
 
-    def __init__(self, domain: str, *, access_log_enabled: bool = True) -> None:
+    def __init__(
+        self,
+        domain: str,
+        rules: Mapping[str, MethodRule] | None = None,
+        *,
+        access_log_enabled: bool = True,
+    ) -> None:
         self._domain = domain
+        self._rules = dict(rules or {})
         self._access_log_enabled = access_log_enabled
         # method -> (handler returned by the chain, our wrapper of it). The chain usually
         # returns the same handler object for a method, so the wrapper is built once.
@@ -106,19 +117,26 @@ class RuntimeInterceptor(ServerInterceptor):
     ) -> Behavior:
         domain = self._domain
         logging_on = self._access_log_enabled
+        rule = self._rules.get(method)
+        default_deadline = rule.default_deadline if rule is not None else None
 
         async def handle(raw: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             started = time.perf_counter()
             self._in_flight += 1
             self._idle.clear()
+            remaining = context.time_remaining()
+            # Without a deadline from the caller, the contract's default bounds the call.
+            bound = default_deadline if remaining is None else None
             request_context.set_inbound_call(
-                method, context.time_remaining(), context.invocation_metadata
+                method, remaining if bound is None else bound, context.invocation_metadata
             )
             code = grpc.StatusCode.OK
             reason = ""
             try:
                 request = _decode(raw, deserialize)
-                return await behavior(request, context)
+                if bound is None:
+                    return await behavior(request, context)
+                return await _bounded(behavior(request, context), bound, method)
             except AgoraError as error:
                 code, reason = error.code, error.reason
                 await _abort(context, error, domain)
@@ -149,6 +167,23 @@ class RuntimeInterceptor(ServerInterceptor):
                     )
 
         return handle
+
+
+async def _bounded(call: Awaitable[Any], seconds: float, method: str) -> Any:
+    """Awaits ``call`` for at most ``seconds``; DeadlineExceeded (the contract's) after."""
+    timeout = asyncio.timeout(seconds)
+    try:
+        async with timeout:
+            return await call
+    except TimeoutError:
+        if not timeout.expired():
+            raise  # the handler's own timeout, not ours: its error as it is
+        raise DeadlineExceeded(
+            f"the call took longer than its default deadline of {seconds:g}s; "
+            "set a deadline to wait longer",
+            reason="DEFAULT_DEADLINE_EXCEEDED",
+            metadata={"method": method, "default_deadline_seconds": f"{seconds:g}"},
+        ) from None
 
 
 async def _abort(

@@ -27,6 +27,7 @@ from runtime.db import create_engine, migrate
 from runtime.health import HealthServicer, Probe, Readiness
 from runtime.interceptors import RuntimeInterceptor
 from runtime.logs import configure_logging
+from runtime.policy import method_rules, services_named
 from runtime.reflection import enable_reflection
 
 log = logging.getLogger("agora.server")
@@ -65,8 +66,14 @@ Build = Callable[[ServerSettings], Awaitable[Service]]
 
 @contextlib.asynccontextmanager
 async def running(service: Service, settings: ServerSettings) -> AsyncIterator[int]:
-    """Serves ``service`` while the block runs and yields the bound port; drains on exit."""
-    runtime_interceptor = RuntimeInterceptor(service.domain)
+    """Serves ``service`` while the block runs and yields the bound port; drains on exit.
+
+    Raises:
+        runtime.policy.PolicyError: before anything listens, if an RPC of the service's
+            contracts declares no access rule (access is denied by default).
+    """
+    rules = method_rules(services_named(service.service_names))
+    runtime_interceptor = RuntimeInterceptor(service.domain, rules)
     server = grpc.aio.server(
         interceptors=[runtime_interceptor, *service.interceptors],
         options=[
