@@ -416,7 +416,15 @@ async def test_broker_restarts_lose_no_event_and_duplicates_are_absorbed(tmp_pat
     ]
     problems += maildir_problems(shop, notifications)
     problems += once_each("NotificationSent events", sent, [n.name for n in notifications])
-    outcomes = Counter(order_pb2.OrderState.Name(o.state) for o in finals)
+    outcomes = Counter(
+        order_pb2.OrderState.Name(o.state)
+        + (
+            f"/{order_pb2.CancellationReason.Name(o.cancellation_reason)}"
+            if o.cancellation_reason
+            else ""
+        )
+        for o in finals
+    )
     report = {
         "seed": seed,
         "broker_restarts": dict(restarts),
