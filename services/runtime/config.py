@@ -57,6 +57,14 @@ class ServerSettings:
     max_concurrent_rpcs: int
     #: Seconds between readiness probes of the database (``AGORA_READINESS_INTERVAL``, default 2).
     readiness_interval: float
+    #: Largest request or response message in bytes; a bigger request is refused with
+    #: RESOURCE_EXHAUSTED before it is read (``AGORA_MAX_MESSAGE_BYTES``, default 4 MiB).
+    max_message_bytes: int = 4 * 1024 * 1024
+    #: Calls per second each caller may make to a public RPC (``AGORA_RATE_LIMIT_PER_SECOND``,
+    #: default 50; 0 turns the limit off), in bursts of up to ``AGORA_RATE_LIMIT_BURST``
+    #: calls (default 100).
+    rate_limit_per_second: float = 50.0
+    rate_limit_burst: int = 100
 
 
 def load_server_settings(service: str, environ: Mapping[str, str] | None = None) -> ServerSettings:
@@ -81,6 +89,9 @@ def load_server_settings(service: str, environ: Mapping[str, str] | None = None)
         grace_seconds=reader.get("AGORA_GRACE_SECONDS", 10.0, non_negative_float),
         max_concurrent_rpcs=reader.get("AGORA_MAX_CONCURRENT_RPCS", 1000, positive_int),
         readiness_interval=reader.get("AGORA_READINESS_INTERVAL", 2.0, positive_float),
+        max_message_bytes=reader.get("AGORA_MAX_MESSAGE_BYTES", 4 * 1024 * 1024, positive_int),
+        rate_limit_per_second=reader.get("AGORA_RATE_LIMIT_PER_SECOND", 50.0, non_negative_float),
+        rate_limit_burst=reader.get("AGORA_RATE_LIMIT_BURST", 100, positive_int),
     )
     reader.raise_if_invalid()
     return settings

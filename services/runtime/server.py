@@ -34,9 +34,6 @@ log = logging.getLogger("agora.server")
 
 Cleanup = Callable[[], Awaitable[None]]
 
-#: 4 MiB, gRPC's own default, stated so it is visible and the same in both directions.
-MAX_MESSAGE_BYTES = 4 * 1024 * 1024
-
 
 @dataclass
 class Service:
@@ -77,8 +74,8 @@ async def running(service: Service, settings: ServerSettings) -> AsyncIterator[i
     server = grpc.aio.server(
         interceptors=[runtime_interceptor, *service.interceptors],
         options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", settings.max_message_bytes),
+            ("grpc.max_send_message_length", settings.max_message_bytes),
             ("grpc.so_reuseport", 0),
         ],
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,

@@ -273,6 +273,16 @@ async def test_an_oversized_request_is_resource_exhausted_and_the_server_keeps_s
     assert still_serving.product.name == "products/tea"
 
 
+async def test_the_message_size_limit_is_configurable() -> None:
+    settings = _settings(AGORA_MAX_MESSAGE_BYTES="2048")
+    async with _serving(scripted_catalog(), settings) as channel:
+        error = await _failed_get(channel, "products/" + "x" * 4096)
+        still_serving = await _get(channel, "products/" + "x" * 512)
+
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert still_serving.product.name == "products/" + "x" * 512
+
+
 async def test_calls_beyond_the_concurrency_limit_are_shed() -> None:
     started, release = asyncio.Event(), asyncio.Event()
 

@@ -56,6 +56,9 @@ def test_every_variable_is_read() -> None:
             "AGORA_GRACE_SECONDS": "2.5",
             "AGORA_MAX_CONCURRENT_RPCS": "7",
             "AGORA_READINESS_INTERVAL": "0.25",
+            "AGORA_MAX_MESSAGE_BYTES": "65536",
+            "AGORA_RATE_LIMIT_PER_SECOND": "0",
+            "AGORA_RATE_LIMIT_BURST": "5",
         },
     )
 
@@ -70,6 +73,9 @@ def test_every_variable_is_read() -> None:
         grace_seconds=2.5,
         max_concurrent_rpcs=7,
         readiness_interval=0.25,
+        max_message_bytes=65536,
+        rate_limit_per_second=0.0,
+        rate_limit_burst=5,
     )
 
 
