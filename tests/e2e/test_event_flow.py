@@ -24,15 +24,13 @@ import contextlib
 import email
 import subprocess
 import sys
-import uuid
 from collections.abc import AsyncIterator, Callable, Collection, Iterator
-from datetime import UTC, datetime
 from email.message import Message as EmailMessage
 from pathlib import Path
 
 import nats
 import pytest
-from google.protobuf.message import DecodeError, Message
+from google.protobuf.message import DecodeError
 from google.type import money_pb2
 from nats.js import JetStreamContext
 
@@ -41,17 +39,8 @@ from agora.identity.v1 import user_pb2
 from agora.notifications.v1 import notification_pb2
 from agora.orders.v1 import events_pb2 as order_events
 from agora.orders.v1 import order_pb2
-from runtime.broker import Broker
 from runtime.deadletters import DeadLetter, dead_letters
-from runtime.outbox import (
-    EVENT_ID_HEADER,
-    EVENT_TYPE_HEADER,
-    MSG_ID_HEADER,
-    SOURCE_HEADER,
-    TIME_HEADER,
-    TRACEPARENT_HEADER,
-    new_traceparent,
-)
+from tests.support.nats import publish, publish_event
 from tests.support.processes import REPO, clean_environment
 from tests.support.shop import DECLINED_CARD, Shop, ShopClients, running_shop
 
@@ -167,32 +156,6 @@ async def letters_of(url: str, event_ids: Collection[str]) -> dict[str, DeadLett
             if len(letters) == len(event_ids):
                 return letters
             await asyncio.sleep(POLL_S)
-
-
-async def publish(url: str, source: str, event_type: str, payload: bytes) -> str:
-    """Publishes ``payload`` as ``source``'s outbox relay publishes an event; its id."""
-    event_id = str(uuid.uuid4())
-    broker = Broker(url, source)
-    try:
-        await broker.publish(
-            event_type,
-            payload,
-            {
-                MSG_ID_HEADER: event_id,
-                EVENT_ID_HEADER: event_id,
-                EVENT_TYPE_HEADER: event_type,
-                SOURCE_HEADER: source,
-                TIME_HEADER: datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-                TRACEPARENT_HEADER: new_traceparent(),
-            },
-        )
-    finally:
-        await broker.close()
-    return event_id
-
-
-async def publish_event(url: str, source: str, message: Message) -> str:
-    return await publish(url, source, message.DESCRIPTOR.full_name, message.SerializeToString())
 
 
 async def deadletters_cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import grpc
 import pytest
-from google.protobuf.message import Message
 from google.type import money_pb2
 
 from agora.identity.v1 import events_pb2 as identity_events
@@ -26,17 +23,7 @@ from agora.notifications.v1 import notification_pb2, notification_service_pb2_gr
 from agora.notifications.v1 import notification_service_pb2 as pb
 from agora.orders.v1 import events_pb2 as order_events
 from agora.orders.v1 import order_pb2
-from runtime.broker import Broker
-from runtime.outbox import (
-    EVENT_ID_HEADER,
-    EVENT_TYPE_HEADER,
-    MSG_ID_HEADER,
-    SOURCE_HEADER,
-    TIME_HEADER,
-    TRACEPARENT_HEADER,
-    new_traceparent,
-)
-from tests.support.nats import NatsServer
+from tests.support.nats import NatsServer, publish_event
 from tests.support.processes import ServiceProcess, running_service
 from tests.support.status import error_info
 
@@ -61,29 +48,6 @@ async def notifications(
         yield notification_service_pb2_grpc.NotificationServiceStub(channel)
 
 
-async def publish(url: str, source: str, message: Message) -> str:
-    """Publishes ``message`` as ``source``'s outbox relay does; returns the event id."""
-    event_id = str(uuid.uuid4())
-    subject = message.DESCRIPTOR.full_name
-    broker = Broker(url, source)
-    try:
-        await broker.publish(
-            subject,
-            message.SerializeToString(),
-            {
-                MSG_ID_HEADER: event_id,
-                EVENT_ID_HEADER: event_id,
-                EVENT_TYPE_HEADER: subject,
-                SOURCE_HEADER: source,
-                TIME_HEADER: datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-                TRACEPARENT_HEADER: new_traceparent(),
-            },
-        )
-    finally:
-        await broker.close()
-    return event_id
-
-
 async def test_a_cancelled_order_reaches_the_maildir_once_and_reads_back_as_sent(
     notifications: NotificationServiceAsyncStub,
     notifications_process: ServiceProcess,
@@ -91,7 +55,7 @@ async def test_a_cancelled_order_reaches_the_maildir_once_and_reads_back_as_sent
     tmp_path: Path,
 ) -> None:
     user = user_pb2.User(name="users/ada", email="ada@example.com", display_name="Ada")
-    await publish(nats_server.url, "identity", identity_events.UserSignedUp(user=user))
+    await publish_event(nats_server.url, "identity", identity_events.UserSignedUp(user=user))
     order = order_pb2.Order(
         name="orders/o-7",
         user="users/ada",
@@ -102,7 +66,7 @@ async def test_a_cancelled_order_reaches_the_maildir_once_and_reads_back_as_sent
     cancelled = order_events.OrderCancelled(
         order=order, reason=order_pb2.CANCELLATION_REASON_PAYMENT_DECLINED
     )
-    event_id = await publish(nats_server.url, "orders", cancelled)
+    event_id = await publish_event(nats_server.url, "orders", cancelled)
 
     maildir = tmp_path / "data" / "mail" / "new"
     async with asyncio.timeout(WAIT_S):

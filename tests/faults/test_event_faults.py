@@ -55,6 +55,7 @@ from tests.support.shop import (
     INSUFFICIENT_FUNDS_CARD,
     Shop,
     ShopClients,
+    outcomes,
     running_shop,
     was_confirmed,
 )
@@ -207,6 +208,20 @@ def maildir_problems(
     return problems
 
 
+def delivery_problems(
+    shop: Shop, notifications: Sequence[notification_pb2.Notification], sent: Mapping[str, int]
+) -> list[str]:
+    """Every notification SENT, once in the maildir, with one NotificationSent event."""
+    problems = [
+        f"{n.name} is {notification_pb2.NotificationState.Name(n.state)}"
+        for n in notifications
+        if n.state != notification_pb2.NOTIFICATION_STATE_SENT
+    ]
+    problems += maildir_problems(shop, notifications)
+    problems += once_each("NotificationSent events", sent, [n.name for n in notifications])
+    return problems
+
+
 def once_each(label: str, counts: Mapping[str, int], expected: Sequence[str]) -> list[str]:
     """Problems unless ``counts`` holds exactly one of each ``expected`` key and nothing else."""
     problems = [
@@ -301,13 +316,7 @@ async def test_relay_kills_mid_stream_lose_no_event_and_duplicates_are_absorbed(
         "UserSignedUp events", {u: len(ids) for u, ids in signed_up.items()}, users
     )
     problems += once_each("welcome notifications", welcomes, users)
-    problems += [
-        f"{n.name} is {notification_pb2.NotificationState.Name(n.state)}"
-        for n in notifications
-        if n.state != notification_pb2.NOTIFICATION_STATE_SENT
-    ]
-    problems += maildir_problems(shop, notifications)
-    problems += once_each("NotificationSent events", sent, [n.name for n in notifications])
+    problems += delivery_problems(shop, notifications, sent)
     identity_kills = relay_kills(logs["identity"])
     notifications_kills = relay_kills(logs["notifications"])
     report = {
@@ -409,28 +418,13 @@ async def test_broker_restarts_lose_no_event_and_duplicates_are_absorbed(tmp_pat
     refund_notices = sum(by_type.get(REFUNDED, Counter()).values())
     if refund_notices != len(refunds):
         problems.append(f"{refund_notices} refund notices for {len(refunds)} refunds")
-    problems += [
-        f"{n.name} is {notification_pb2.NotificationState.Name(n.state)}"
-        for n in notifications
-        if n.state != notification_pb2.NOTIFICATION_STATE_SENT
-    ]
-    problems += maildir_problems(shop, notifications)
-    problems += once_each("NotificationSent events", sent, [n.name for n in notifications])
-    outcomes = Counter(
-        order_pb2.OrderState.Name(o.state)
-        + (
-            f"/{order_pb2.CancellationReason.Name(o.cancellation_reason)}"
-            if o.cancellation_reason
-            else ""
-        )
-        for o in finals
-    )
+    problems += delivery_problems(shop, notifications, sent)
     report = {
         "seed": seed,
         "broker_restarts": dict(restarts),
         "users": len(customers.users),
         "orders": len(finals),
-        "outcomes": dict(sorted(outcomes.items())),
+        "outcomes": outcomes(finals),
         "order_events_in_stream": published,
         "notifications": len(notifications),
         "refunds": len(refunds),

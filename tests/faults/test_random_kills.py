@@ -34,7 +34,6 @@ from pathlib import Path
 
 import pytest
 
-from agora.orders.v1 import order_pb2
 from agora.orders.v1 import order_service_pb2 as orders_pb
 from agora_sdk import AgoraError, FailedPrecondition
 from orders.domain.checkout import HOOK_POINTS
@@ -48,6 +47,7 @@ from tests.support.shop import (
     UNAVAILABLE_CARD,
     Shop,
     ShopClients,
+    outcomes,
     running_shop,
 )
 
@@ -203,15 +203,6 @@ async def test_random_kills_never_break_the_checkout_invariants(tmp_path: Path) 
             event_problems, published = await shop.order_event_violations(finals, SETTLE_S)
 
     points = run.points()
-    outcomes = Counter(
-        order_pb2.OrderState.Name(o.state)
-        + (
-            f"/{order_pb2.CancellationReason.Name(o.cancellation_reason)}"
-            if o.cancellation_reason
-            else ""
-        )
-        for o in finals
-    )
     report = {
         "seed": seed,
         "orders": len(finals),
@@ -220,7 +211,7 @@ async def test_random_kills_never_break_the_checkout_invariants(tmp_path: Path) 
         "kills_at_random_moments": run.external_kills,
         "points_covered": f"{len(points)} of {len(HOOK_POINTS)}",
         "kills_per_point": dict(sorted(points.items())),
-        "outcomes": dict(sorted(outcomes.items())),
+        "outcomes": outcomes(finals),
         "invariant_violations": problems,
         "order_events_published": published,
         "event_violations": event_problems,

@@ -31,13 +31,26 @@ import sysconfig
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from google.protobuf.message import Message
 
+from runtime.broker import Broker
+from runtime.outbox import (
+    EVENT_ID_HEADER,
+    EVENT_TYPE_HEADER,
+    MSG_ID_HEADER,
+    SOURCE_HEADER,
+    TIME_HEADER,
+    TRACEPARENT_HEADER,
+    new_traceparent,
+)
 from tests.support.processes import (
     STOP_TIMEOUT_S,
     ProcessFailed,
@@ -257,3 +270,34 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
     binary = nats_server_binary()
     with running_nats(tmp_path / "nats", binary=binary) as server:
         yield server
+
+
+async def publish(url: str, source: str, event_type: str, payload: bytes) -> str:
+    """Publishes ``payload`` as ``source``'s outbox relay publishes an event (the whole
+    envelope, a fresh event id, the stream declared if need be); returns the event id.
+
+    ``payload`` need not decode as ``event_type``: tests publish poison this way.
+    """
+    event_id = str(uuid.uuid4())
+    broker = Broker(url, source)
+    try:
+        await broker.publish(
+            event_type,
+            payload,
+            {
+                MSG_ID_HEADER: event_id,
+                EVENT_ID_HEADER: event_id,
+                EVENT_TYPE_HEADER: event_type,
+                SOURCE_HEADER: source,
+                TIME_HEADER: datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+                TRACEPARENT_HEADER: new_traceparent(),
+            },
+        )
+    finally:
+        await broker.close()
+    return event_id
+
+
+async def publish_event(url: str, source: str, message: Message) -> str:
+    """Publishes ``message`` as ``source``'s relay would; returns the event id."""
+    return await publish(url, source, message.DESCRIPTOR.full_name, message.SerializeToString())

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import signal
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -303,6 +304,20 @@ def expected_events(order: order_pb2.Order) -> list[str]:
     """The events an order's history implies, in the order they must be published."""
     last = "OrderCompleted" if order.state == order_pb2.ORDER_STATE_COMPLETED else "OrderCancelled"
     return ["OrderPlaced", *(["OrderConfirmed"] if was_confirmed(order) else []), last]
+
+
+def outcomes(orders: Sequence[order_pb2.Order]) -> dict[str, int]:
+    """How many orders ended in each state (and cancellation reason), for a run's report."""
+    counted = Counter(
+        order_pb2.OrderState.Name(o.state)
+        + (
+            f"/{order_pb2.CancellationReason.Name(o.cancellation_reason)}"
+            if o.cancellation_reason
+            else ""
+        )
+        for o in orders
+    )
+    return dict(sorted(counted.items()))
 
 
 def was_confirmed(order: order_pb2.Order) -> bool:
