@@ -11,8 +11,21 @@ for tool in protoc-gen-go protoc-gen-go-grpc; do
 done
 
 # Python into generated/python, Go into the module at clients/go (package path gen/agora/...).
-rm -rf generated/python/agora clients/go/gen
+rm -rf generated/python/agora generated/python/buf clients/go/gen
 buf generate --template buf.gen.yaml --path protos/agora
+
+# protovalidate's rules (buf/validate/validate.proto): the contracts' descriptors import it,
+# so Python needs its module, which no package ships for the google.protobuf runtime. Go
+# imports its published module instead, so this template has only the Python plugins
+# (no managed mode: the embedded descriptor stays exactly the vendored file).
+buf generate --path third_party/buf/validate --template '{
+  "version": "v2",
+  "plugins": [
+    {"protoc_builtin": "python", "protoc_path": [".venv/bin/python", "-m", "grpc_tools.protoc"],
+     "out": "generated/python"},
+    {"local": ".venv/bin/protoc-gen-mypy", "out": "generated/python"}
+  ]
+}'
 
 # grpc_python is not a buf builtin: compile the grpc stubs from a buf image instead.
 image=$(mktemp --suffix=.binpb)
