@@ -84,8 +84,11 @@ class InvalidArgument(AgoraError):
     def for_fields(
         cls, violations: Sequence[FieldViolation], reason: str | None = None
     ) -> InvalidArgument:
-        """Builds one error listing every violation, with a message naming the fields."""
-        fields = ", ".join(v.field for v in violations)
+        """Builds one error listing every violation, with a message naming the fields.
+
+        A violation of the request as a whole (field ``""``) is named "the request".
+        """
+        fields = ", ".join(dict.fromkeys(v.field or "the request" for v in violations))
         return cls(f"invalid request: check {fields}", violations=violations, reason=reason)
 
 

@@ -6,6 +6,9 @@ service's own interceptors return, so it sees the final outcome of each call:
 
 - it decodes the request itself, so a body that is not a valid message becomes
   INVALID_ARGUMENT (reason ``MALFORMED_REQUEST``) instead of grpc.aio's UNKNOWN;
+- it checks the decoded request against the contract's ``buf.validate`` rules
+  (:mod:`runtime.validation`) before the handler runs: a broken rule is INVALID_ARGUMENT
+  with a ``BadRequest`` naming each broken rule's field, and the handler never sees it;
 - it records the inbound deadline for :mod:`runtime.clients` to propagate; a call that
   arrives without one is bounded by its RPC's ``default_deadline`` from the contract
   (``agora.api.v1.policy``) and ends DEADLINE_EXCEEDED when that passes;
@@ -30,9 +33,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 import grpc
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 
 from runtime import context as request_context
+from runtime import validation
 from runtime.errors import AgoraError, DeadlineExceeded, Internal, InvalidArgument
 from runtime.policy import MethodRule
 from runtime.status import to_grpc_status
@@ -134,6 +138,8 @@ class RuntimeInterceptor(ServerInterceptor):
             reason = ""
             try:
                 request = _decode(raw, deserialize)
+                if isinstance(request, Message):
+                    validation.check(request)
                 if bound is None:
                     return await behavior(request, context)
                 return await _bounded(behavior(request, context), bound, method)

@@ -29,6 +29,7 @@ from runtime.interceptors import RuntimeInterceptor
 from runtime.logs import configure_logging
 from runtime.policy import method_rules, services_named
 from runtime.reflection import enable_reflection
+from runtime.validation import compile_rules
 
 log = logging.getLogger("agora.server")
 
@@ -68,8 +69,12 @@ async def running(service: Service, settings: ServerSettings) -> AsyncIterator[i
     Raises:
         runtime.policy.PolicyError: before anything listens, if an RPC of the service's
             contracts declares no access rule (access is denied by default).
+        runtime.validation.ValidationRulesError: before anything listens, if the
+            validation rules of a request of the service's contracts do not compile.
     """
-    rules = method_rules(services_named(service.service_names))
+    services = services_named(service.service_names)
+    rules = method_rules(services)
+    compile_rules(services)
     runtime_interceptor = RuntimeInterceptor(service.domain, rules)
     server = grpc.aio.server(
         interceptors=[runtime_interceptor, *service.interceptors],

@@ -323,7 +323,8 @@ async def test_an_invalid_argument_comes_back_with_its_field_violations() -> Non
 
     async with _factory() as clients, _catalog(invalid) as target:
         with pytest.raises(errors.InvalidArgument) as raised:
-            await _catalog_stub(clients, target).GetProduct(_request("teapots/1"))
+            # A name the contract's rules accept, so the handler runs and raises.
+            await _catalog_stub(clients, target).GetProduct(_request("products/teapot"))
 
     assert raised.value.violations == violations
     assert raised.value.domain == DOMAIN

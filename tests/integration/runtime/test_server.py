@@ -147,7 +147,8 @@ async def test_an_invalid_argument_carries_every_field_violation() -> None:
         raise errors.InvalidArgument.for_fields(violations)
 
     async with _serving(scripted_catalog(invalid)) as channel:
-        error = await _failed_get(channel, "teapots/1")
+        # A name the contract's rules accept, so the handler runs and raises.
+        error = await _failed_get(channel, "products/teapot")
 
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert error_info(error).reason == "INVALID_ARGUMENT"
@@ -277,10 +278,11 @@ async def test_the_message_size_limit_is_configurable() -> None:
     settings = _settings(AGORA_MAX_MESSAGE_BYTES="2048")
     async with _serving(scripted_catalog(), settings) as channel:
         error = await _failed_get(channel, "products/" + "x" * 4096)
-        still_serving = await _get(channel, "products/" + "x" * 512)
+        # The longest name the contract accepts (an id has at most 63 characters).
+        still_serving = await _get(channel, "products/" + "x" * 63)
 
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert still_serving.product.name == "products/" + "x" * 512
+    assert still_serving.product.name == "products/" + "x" * 63
 
 
 async def test_calls_beyond_the_concurrency_limit_are_shed() -> None:
