@@ -22,13 +22,14 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.api import resource_pb2 as google_dot_api_dot_resource__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from google.type import money_pb2 as google_dot_type_dot_money__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x61gora/catalog/v1/catalog.proto\x12\x10\x61gora.catalog.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/type/money.proto\"\xda\x01\n\x08\x43\x61tegory\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08R\x04name\x12\'\n\x0c\x64isplay_name\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\x0b\x64isplayName\x12\x41\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\ncreateTime:H\xea\x41\x45\n\x16\x63\x61talog.agora/Category\x12\x15\x63\x61tegories/{category}*\ncategories2\x08\x63\x61tegory\"\xc4\x03\n\x07Product\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08R\x04name\x12\'\n\x0c\x64isplay_name\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\x0b\x64isplayName\x12&\n\x0b\x64\x65scription\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01R\x0b\x64\x65scription\x12;\n\x08\x63\x61tegory\x18\x04 \x01(\tB\x1f\xe2\x41\x01\x02\xfa\x41\x18\n\x16\x63\x61talog.agora/CategoryR\x08\x63\x61tegory\x12.\n\x05price\x18\x05 \x01(\x0b\x32\x12.google.type.MoneyB\x04\xe2\x41\x01\x02R\x05price\x12\x41\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\ncreateTime\x12\x41\n\x0bupdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\nupdateTime\x12\x18\n\x04\x65tag\x18\x08 \x01(\tB\x04\xe2\x41\x01\x01R\x04\x65tag:A\xea\x41>\n\x15\x63\x61talog.agora/Product\x12\x12products/{product}*\x08products2\x07productB1Z/agora/clients/go/gen/agora/catalog/v1;catalogv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x61gora/catalog/v1/catalog.proto\x12\x10\x61gora.catalog.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/type/money.proto\"\x9b\x02\n\x08\x43\x61tegory\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08R\x04name\x12h\n\x0c\x64isplay_name\x18\x02 \x01(\tBE\xe2\x41\x01\x02\xbaH>r\x03\x18\xc8\x01\xba\x01\x33\n\tnot_blank\x12\x11must not be blank\x1a\x13this.matches(\'\\\\S\')\xc8\x01\x01R\x0b\x64isplayName\x12\x41\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\ncreateTime:H\xea\x41\x45\n\x16\x63\x61talog.agora/Category\x12\x15\x63\x61tegories/{category}*\ncategories2\x08\x63\x61tegory\"\x95\x05\n\x07Product\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08R\x04name\x12h\n\x0c\x64isplay_name\x18\x02 \x01(\tBE\xe2\x41\x01\x02\xbaH>r\x03\x18\xc8\x01\xba\x01\x33\n\tnot_blank\x12\x11must not be blank\x1a\x13this.matches(\'\\\\S\')\xd8\x01\x01R\x0b\x64isplayName\x12.\n\x0b\x64\x65scription\x18\x03 \x01(\tB\x0c\xe2\x41\x01\x01\xbaH\x05r\x03\x18\x90NR\x0b\x64\x65scription\x12\xc2\x01\n\x08\x63\x61tegory\x18\x04 \x01(\tB\xa5\x01\xe2\x41\x01\x02\xfa\x41\x18\n\x16\x63\x61talog.agora/Category\xbaH\x82\x01\xba\x01|\n\rcategory_name\x12\x38must have the form categories/{category} with a valid id\x1a\x31this.matches(\'^categories/[a-z][a-z0-9-]{0,62}$\')\xd8\x01\x01R\x08\x63\x61tegory\x12.\n\x05price\x18\x05 \x01(\x0b\x32\x12.google.type.MoneyB\x04\xe2\x41\x01\x02R\x05price\x12\x41\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\ncreateTime\x12\x41\n\x0bupdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\nupdateTime\x12\x18\n\x04\x65tag\x18\x08 \x01(\tB\x04\xe2\x41\x01\x01R\x04\x65tag:A\xea\x41>\n\x15\x63\x61talog.agora/Product\x12\x12products/{product}*\x08products2\x07productB1Z/agora/clients/go/gen/agora/catalog/v1;catalogv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,7 +40,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CATEGORY'].fields_by_name['name']._loaded_options = None
   _globals['_CATEGORY'].fields_by_name['name']._serialized_options = b'\342A\001\010'
   _globals['_CATEGORY'].fields_by_name['display_name']._loaded_options = None
-  _globals['_CATEGORY'].fields_by_name['display_name']._serialized_options = b'\342A\001\002'
+  _globals['_CATEGORY'].fields_by_name['display_name']._serialized_options = b'\342A\001\002\272H>r\003\030\310\001\272\0013\n\tnot_blank\022\021must not be blank\032\023this.matches(\'\\\\S\')\310\001\001'
   _globals['_CATEGORY'].fields_by_name['create_time']._loaded_options = None
   _globals['_CATEGORY'].fields_by_name['create_time']._serialized_options = b'\342A\001\003'
   _globals['_CATEGORY']._loaded_options = None
@@ -47,11 +48,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PRODUCT'].fields_by_name['name']._loaded_options = None
   _globals['_PRODUCT'].fields_by_name['name']._serialized_options = b'\342A\001\010'
   _globals['_PRODUCT'].fields_by_name['display_name']._loaded_options = None
-  _globals['_PRODUCT'].fields_by_name['display_name']._serialized_options = b'\342A\001\002'
+  _globals['_PRODUCT'].fields_by_name['display_name']._serialized_options = b'\342A\001\002\272H>r\003\030\310\001\272\0013\n\tnot_blank\022\021must not be blank\032\023this.matches(\'\\\\S\')\330\001\001'
   _globals['_PRODUCT'].fields_by_name['description']._loaded_options = None
-  _globals['_PRODUCT'].fields_by_name['description']._serialized_options = b'\342A\001\001'
+  _globals['_PRODUCT'].fields_by_name['description']._serialized_options = b'\342A\001\001\272H\005r\003\030\220N'
   _globals['_PRODUCT'].fields_by_name['category']._loaded_options = None
-  _globals['_PRODUCT'].fields_by_name['category']._serialized_options = b'\342A\001\002\372A\030\n\026catalog.agora/Category'
+  _globals['_PRODUCT'].fields_by_name['category']._serialized_options = b'\342A\001\002\372A\030\n\026catalog.agora/Category\272H\202\001\272\001|\n\rcategory_name\0228must have the form categories/{category} with a valid id\0321this.matches(\'^categories/[a-z][a-z0-9-]{0,62}$\')\330\001\001'
   _globals['_PRODUCT'].fields_by_name['price']._loaded_options = None
   _globals['_PRODUCT'].fields_by_name['price']._serialized_options = b'\342A\001\002'
   _globals['_PRODUCT'].fields_by_name['create_time']._loaded_options = None
@@ -62,8 +63,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PRODUCT'].fields_by_name['etag']._serialized_options = b'\342A\001\001'
   _globals['_PRODUCT']._loaded_options = None
   _globals['_PRODUCT']._serialized_options = b'\352A>\n\025catalog.agora/Product\022\022products/{product}*\010products2\007product'
-  _globals['_CATEGORY']._serialized_start=171
-  _globals['_CATEGORY']._serialized_end=389
-  _globals['_PRODUCT']._serialized_start=392
-  _globals['_PRODUCT']._serialized_end=844
+  _globals['_CATEGORY']._serialized_start=200
+  _globals['_CATEGORY']._serialized_end=483
+  _globals['_PRODUCT']._serialized_start=486
+  _globals['_PRODUCT']._serialized_end=1147
 # @@protoc_insertion_point(module_scope)

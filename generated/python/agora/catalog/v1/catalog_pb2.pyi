@@ -71,7 +71,9 @@ class Product(_message.Message):
     Format: `products/{product}`
     """
     display_name: _builtins.str
-    """The human-readable name shown to shoppers, 1 to 200 characters."""
+    """The human-readable name shown to shoppers, 1 to 200 characters. Required when the
+    product is created, and when an update changes it.
+    """
     description: _builtins.str
     """A longer description of the product, at most 10000 characters. Empty by default."""
     category: _builtins.str

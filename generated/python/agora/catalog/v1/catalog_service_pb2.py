@@ -24,6 +24,7 @@ _sym_db = _symbol_database.Default()
 
 from agora.api.v1 import policy_pb2 as agora_dot_api_dot_v1_dot_policy__pb2
 from agora.catalog.v1 import catalog_pb2 as agora_dot_catalog_dot_v1_dot_catalog__pb2
+from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import client_pb2 as google_dot_api_dot_client__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
@@ -32,7 +33,7 @@ from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mas
 from google.type import money_pb2 as google_dot_type_dot_money__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&agora/catalog/v1/catalog_service.proto\x12\x10\x61gora.catalog.v1\x1a\x19\x61gora/api/v1/policy.proto\x1a\x1e\x61gora/catalog/v1/catalog.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a google/protobuf/field_mask.proto\x1a\x17google/type/money.proto\"\xa1\x01\n\x15\x43reateCategoryRequest\x12<\n\x08\x63\x61tegory\x18\x01 \x01(\x0b\x32\x1a.agora.catalog.v1.CategoryB\x04\xe2\x41\x01\x02R\x08\x63\x61tegory\x12%\n\x0b\x63\x61tegory_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01R\ncategoryId\x12#\n\nrequest_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01R\trequestId\"P\n\x16\x43reateCategoryResponse\x12\x36\n\x08\x63\x61tegory\x18\x01 \x01(\x0b\x32\x1a.agora.catalog.v1.CategoryR\x08\x63\x61tegory\"I\n\x12GetCategoryRequest\x12\x33\n\x04name\x18\x01 \x01(\tB\x1f\xe2\x41\x01\x02\xfa\x41\x18\n\x16\x63\x61talog.agora/CategoryR\x04name\"M\n\x13GetCategoryResponse\x12\x36\n\x08\x63\x61tegory\x18\x01 \x01(\x0b\x32\x1a.agora.catalog.v1.CategoryR\x08\x63\x61tegory\"_\n\x15ListCategoriesRequest\x12!\n\tpage_size\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x01R\x08pageSize\x12#\n\npage_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01R\tpageToken\"|\n\x16ListCategoriesResponse\x12:\n\ncategories\x18\x01 \x03(\x0b\x32\x1a.agora.catalog.v1.CategoryR\ncategories\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x9b\x01\n\x14\x43reateProductRequest\x12\x39\n\x07product\x18\x01 \x01(\x0b\x32\x19.agora.catalog.v1.ProductB\x04\xe2\x41\x01\x02R\x07product\x12#\n\nproduct_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01R\tproductId\x12#\n\nrequest_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01R\trequestId\"L\n\x15\x43reateProductResponse\x12\x33\n\x07product\x18\x01 \x01(\x0b\x32\x19.agora.catalog.v1.ProductR\x07product\"G\n\x11GetProductRequest\x12\x32\n\x04name\x18\x01 \x01(\tB\x1e\xe2\x41\x01\x02\xfa\x41\x17\n\x15\x63\x61talog.agora/ProductR\x04name\"I\n\x12GetProductResponse\x12\x33\n\x07product\x18\x01 \x01(\x0b\x32\x19.agora.catalog.v1.ProductR\x07product\"O\n\x17\x42\x61tchGetProductsRequest\x12\x34\n\x05names\x18\x01 \x03(\tB\x1e\xe2\x41\x01\x02\xfa\x41\x17\n\x15\x63\x61talog.agora/ProductR\x05names\"Q\n\x18\x42\x61tchGetProductsResponse\x12\x35\n\x08products\x18\x01 \x03(\x0b\x32\x19.agora.catalog.v1.ProductR\x08products\"\x88\x02\n\x13ListProductsRequest\x12!\n\tpage_size\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x01R\x08pageSize\x12#\n\npage_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01R\tpageToken\x12;\n\x08\x63\x61tegory\x18\x03 \x01(\tB\x1f\xe2\x41\x01\x01\xfa\x41\x18\n\x16\x63\x61talog.agora/CategoryR\x08\x63\x61tegory\x12\x35\n\tmin_price\x18\x04 \x01(\x0b\x32\x12.google.type.MoneyB\x04\xe2\x41\x01\x01R\x08minPrice\x12\x35\n\tmax_price\x18\x05 \x01(\x0b\x32\x12.google.type.MoneyB\x04\xe2\x41\x01\x01R\x08maxPrice\"u\n\x14ListProductsResponse\x12\x35\n\x08products\x18\x01 \x03(\x0b\x32\x19.agora.catalog.v1.ProductR\x08products\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xb9\x01\n\x14UpdateProductRequest\x12\x39\n\x07product\x18\x01 \x01(\x0b\x32\x19.agora.catalog.v1.ProductB\x04\xe2\x41\x01\x02R\x07product\x12\x41\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskB\x04\xe2\x41\x01\x01R\nupdateMask\x12#\n\nrequest_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01R\trequestId\"L\n\x15UpdateProductResponse\x12\x33\n\x07product\x18\x01 \x01(\x0b\x32\x19.agora.catalog.v1.ProductR\x07product\"\x89\x01\n\x14\x44\x65leteProductRequest\x12\x32\n\x04name\x18\x01 \x01(\tB\x1e\xe2\x41\x01\x02\xfa\x41\x17\n\x15\x63\x61talog.agora/ProductR\x04name\x12\x18\n\x04\x65tag\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01R\x04\x65tag\x12#\n\nrequest_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01R\trequestId\"\x17\n\x15\x44\x65leteProductResponse2\x9f\x0b\n\x0e\x43\x61talogService\x12\xb0\x01\n\x0e\x43reateCategory\x12\'.agora.catalog.v1.CreateCategoryRequest\x1a(.agora.catalog.v1.CreateCategoryResponse\"K\x90\x02\x02\xda\x41\x14\x63\x61tegory,category_id\x8a\xb5\x18\r\x08\x03\x12\x05\x61\x64min\x1a\x02\x08\x05\x82\xd3\xe4\x93\x02\x1a\"\x0e/v1/categories:\x08\x63\x61tegory\x12\x8f\x01\n\x0bGetCategory\x12$.agora.catalog.v1.GetCategoryRequest\x1a%.agora.catalog.v1.GetCategoryResponse\"3\x90\x02\x01\xda\x41\x04name\x8a\xb5\x18\x06\x08\x01\x1a\x02\x08\x02\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/{name=categories/*}\x12\x88\x01\n\x0eListCategories\x12\'.agora.catalog.v1.ListCategoriesRequest\x1a(.agora.catalog.v1.ListCategoriesResponse\"#\x90\x02\x01\x8a\xb5\x18\x06\x08\x01\x1a\x02\x08\x05\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/categories\x12\xa8\x01\n\rCreateProduct\x12&.agora.catalog.v1.CreateProductRequest\x1a\'.agora.catalog.v1.CreateProductResponse\"F\x90\x02\x02\xda\x41\x12product,product_id\x8a\xb5\x18\r\x08\x03\x12\x05\x61\x64min\x1a\x02\x08\x05\x82\xd3\xe4\x93\x02\x17\"\x0c/v1/products:\x07product\x12\x8a\x01\n\nGetProduct\x12#.agora.catalog.v1.GetProductRequest\x1a$.agora.catalog.v1.GetProductResponse\"1\x90\x02\x01\xda\x41\x04name\x8a\xb5\x18\x06\x08\x01\x1a\x02\x08\x02\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/{name=products/*}\x12\x95\x01\n\x10\x42\x61tchGetProducts\x12).agora.catalog.v1.BatchGetProductsRequest\x1a*.agora.catalog.v1.BatchGetProductsResponse\"*\x90\x02\x01\x8a\xb5\x18\x06\x08\x01\x1a\x02\x08\x02\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/products:batchGet\x12\x80\x01\n\x0cListProducts\x12%.agora.catalog.v1.ListProductsRequest\x1a&.agora.catalog.v1.ListProductsResponse\"!\x90\x02\x01\x8a\xb5\x18\x06\x08\x01\x1a\x02\x08\x05\x82\xd3\xe4\x93\x02\x0e\x12\x0c/v1/products\x12\xba\x01\n\rUpdateProduct\x12&.agora.catalog.v1.UpdateProductRequest\x1a\'.agora.catalog.v1.UpdateProductResponse\"X\x90\x02\x02\xda\x41\x13product,update_mask\x8a\xb5\x18\r\x08\x03\x12\x05\x61\x64min\x1a\x02\x08\x05\x82\xd3\xe4\x93\x02(2\x1d/v1/{product.name=products/*}:\x07product\x12\x9a\x01\n\rDeleteProduct\x12&.agora.catalog.v1.DeleteProductRequest\x1a\'.agora.catalog.v1.DeleteProductResponse\"8\x90\x02\x02\xda\x41\x04name\x8a\xb5\x18\r\x08\x03\x12\x05\x61\x64min\x1a\x02\x08\x05\x82\xd3\xe4\x93\x02\x17*\x15/v1/{name=products/*}\x1a\x10\xca\x41\rcatalog.agoraB1Z/agora/clients/go/gen/agora/catalog/v1;catalogv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&agora/catalog/v1/catalog_service.proto\x12\x10\x61gora.catalog.v1\x1a\x19\x61gora/api/v1/policy.proto\x1a\x1e\x61gora/catalog/v1/catalog.proto\x1a\x1b\x62uf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a google/protobuf/field_mask.proto\x1a\x17google/type/money.proto\"\xbc\x02\n\x15\x43reateCategoryRequest\x12\x42\n\x08\x63\x61tegory\x18\x01 \x01(\x0b\x32\x1a.agora.catalog.v1.CategoryB\n\xe2\x41\x01\x02\xbaH\x03\xc8\x01\x01R\x08\x63\x61tegory\x12\xb2\x01\n\x0b\x63\x61tegory_id\x18\x02 \x01(\tB\x90\x01\xe2\x41\x01\x01\xbaH\x88\x01\xba\x01\x81\x01\n\x0bresource_id\x12Jmust be 1-63 lowercase letters, digits and hyphens, starting with a letter\x1a&this.matches(\'^[a-z][a-z0-9-]{0,62}$\')\xd8\x01\x01R\ncategoryId\x12*\n\nrequest_id\x18\x03 \x01(\tB\x0b\xe2\x41\x01\x01\xbaH\x04r\x02\x18@R\trequestId\"P\n\x16\x43reateCategoryResponse\x12\x36\n\x08\x63\x61tegory\x18\x01 \x01(\x0b\x32\x1a.agora.catalog.v1.CategoryR\x08\x63\x61tegory\"\xd1\x01\n\x12GetCategoryRequest\x12\xba\x01\n\x04name\x18\x01 \x01(\tB\xa5\x01\xe2\x41\x01\x02\xfa\x41\x18\n\x16\x63\x61talog.agora/Category\xbaH\x82\x01\xba\x01|\n\rcategory_name\x12\x38must have the form categories/{category} with a valid id\x1a\x31this.matches(\'^categories/[a-z][a-z0-9-]{0,62}$\')\xc8\x01\x01R\x04name\"M\n\x13GetCategoryResponse\x12\x36\n\x08\x63\x61tegory\x18\x01 \x01(\x0b\x32\x1a.agora.catalog.v1.CategoryR\x08\x63\x61tegory\"f\n\x15ListCategoriesRequest\x12(\n\tpage_size\x18\x01 \x01(\x05\x42\x0b\xe2\x41\x01\x01\xbaH\x04\x1a\x02(\x00R\x08pageSize\x12#\n\npage_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01R\tpageToken\"|\n\x16ListCategoriesResponse\x12:\n\ncategories\x18\x01 \x03(\x0b\x32\x1a.agora.catalog.v1.CategoryR\ncategories\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xb6\x02\n\x14\x43reateProductRequest\x12?\n\x07product\x18\x01 \x01(\x0b\x32\x19.agora.catalog.v1.ProductB\n\xe2\x41\x01\x02\xbaH\x03\xc8\x01\x01R\x07product\x12\xb0\x01\n\nproduct_id\x18\x02 \x01(\tB\x90\x01\xe2\x41\x01\x01\xbaH\x88\x01\xba\x01\x81\x01\n\x0bresource_id\x12Jmust be 1-63 lowercase letters, digits and hyphens, starting with a letter\x1a&this.matches(\'^[a-z][a-z0-9-]{0,62}$\')\xd8\x01\x01R\tproductId\x12*\n\nrequest_id\x18\x03 \x01(\tB\x0b\xe2\x41\x01\x01\xbaH\x04r\x02\x18@R\trequestId\"L\n\x15\x43reateProductResponse\x12\x33\n\x07product\x18\x01 \x01(\x0b\x32\x19.agora.catalog.v1.ProductR\x07product\"\xc8\x01\n\x11GetProductRequest\x12\xb2\x01\n\x04name\x18\x01 \x01(\tB\x9d\x01\xe2\x41\x01\x02\xfa\x41\x17\n\x15\x63\x61talog.agora/Product\xbaH|\xba\x01v\n\x0cproduct_name\x12\x35must have the form products/{product} with a valid id\x1a/this.matches(\'^products/[a-z][a-z0-9-]{0,62}$\')\xc8\x01\x01R\x04name\"I\n\x12GetProductResponse\x12\x33\n\x07product\x18\x01 \x01(\x0b\x32\x19.agora.catalog.v1.ProductR\x07product\"\xd7\x01\n\x17\x42\x61tchGetProductsRequest\x12\xbb\x01\n\x05names\x18\x01 \x03(\tB\xa4\x01\xe2\x41\x01\x02\xfa\x41\x17\n\x15\x63\x61talog.agora/Product\xbaH\x82\x01\x92\x01\x7f\x08\x01\x10\x64\"y\xba\x01v\n\x0cproduct_name\x12\x35must have the form products/{product} with a valid id\x1a/this.matches(\'^products/[a-z][a-z0-9-]{0,62}$\')R\x05names\"Q\n\x18\x42\x61tchGetProductsResponse\x12\x35\n\x08products\x18\x01 \x03(\x0b\x32\x19.agora.catalog.v1.ProductR\x08products\"\x97\x03\n\x13ListProductsRequest\x12(\n\tpage_size\x18\x01 \x01(\x05\x42\x0b\xe2\x41\x01\x01\xbaH\x04\x1a\x02(\x00R\x08pageSize\x12#\n\npage_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01R\tpageToken\x12\xc2\x01\n\x08\x63\x61tegory\x18\x03 \x01(\tB\xa5\x01\xe2\x41\x01\x01\xfa\x41\x18\n\x16\x63\x61talog.agora/Category\xbaH\x82\x01\xba\x01|\n\rcategory_name\x12\x38must have the form categories/{category} with a valid id\x1a\x31this.matches(\'^categories/[a-z][a-z0-9-]{0,62}$\')\xd8\x01\x01R\x08\x63\x61tegory\x12\x35\n\tmin_price\x18\x04 \x01(\x0b\x32\x12.google.type.MoneyB\x04\xe2\x41\x01\x01R\x08minPrice\x12\x35\n\tmax_price\x18\x05 \x01(\x0b\x32\x12.google.type.MoneyB\x04\xe2\x41\x01\x01R\x08maxPrice\"u\n\x14ListProductsResponse\x12\x35\n\x08products\x18\x01 \x03(\x0b\x32\x19.agora.catalog.v1.ProductR\x08products\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xc6\x01\n\x14UpdateProductRequest\x12?\n\x07product\x18\x01 \x01(\x0b\x32\x19.agora.catalog.v1.ProductB\n\xe2\x41\x01\x02\xbaH\x03\xc8\x01\x01R\x07product\x12\x41\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskB\x04\xe2\x41\x01\x01R\nupdateMask\x12*\n\nrequest_id\x18\x03 \x01(\tB\x0b\xe2\x41\x01\x01\xbaH\x04r\x02\x18@R\trequestId\"L\n\x15UpdateProductResponse\x12\x33\n\x07product\x18\x01 \x01(\x0b\x32\x19.agora.catalog.v1.ProductR\x07product\"\x91\x02\n\x14\x44\x65leteProductRequest\x12\xb2\x01\n\x04name\x18\x01 \x01(\tB\x9d\x01\xe2\x41\x01\x02\xfa\x41\x17\n\x15\x63\x61talog.agora/Product\xbaH|\xba\x01v\n\x0cproduct_name\x12\x35must have the form products/{product} with a valid id\x1a/this.matches(\'^products/[a-z][a-z0-9-]{0,62}$\')\xc8\x01\x01R\x04name\x12\x18\n\x04\x65tag\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01R\x04\x65tag\x12*\n\nrequest_id\x18\x03 \x01(\tB\x0b\xe2\x41\x01\x01\xbaH\x04r\x02\x18@R\trequestId\"\x17\n\x15\x44\x65leteProductResponse2\x9f\x0b\n\x0e\x43\x61talogService\x12\xb0\x01\n\x0e\x43reateCategory\x12\'.agora.catalog.v1.CreateCategoryRequest\x1a(.agora.catalog.v1.CreateCategoryResponse\"K\x90\x02\x02\xda\x41\x14\x63\x61tegory,category_id\x8a\xb5\x18\r\x08\x03\x12\x05\x61\x64min\x1a\x02\x08\x05\x82\xd3\xe4\x93\x02\x1a\"\x0e/v1/categories:\x08\x63\x61tegory\x12\x8f\x01\n\x0bGetCategory\x12$.agora.catalog.v1.GetCategoryRequest\x1a%.agora.catalog.v1.GetCategoryResponse\"3\x90\x02\x01\xda\x41\x04name\x8a\xb5\x18\x06\x08\x01\x1a\x02\x08\x02\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/{name=categories/*}\x12\x88\x01\n\x0eListCategories\x12\'.agora.catalog.v1.ListCategoriesRequest\x1a(.agora.catalog.v1.ListCategoriesResponse\"#\x90\x02\x01\x8a\xb5\x18\x06\x08\x01\x1a\x02\x08\x05\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/categories\x12\xa8\x01\n\rCreateProduct\x12&.agora.catalog.v1.CreateProductRequest\x1a\'.agora.catalog.v1.CreateProductResponse\"F\x90\x02\x02\xda\x41\x12product,product_id\x8a\xb5\x18\r\x08\x03\x12\x05\x61\x64min\x1a\x02\x08\x05\x82\xd3\xe4\x93\x02\x17\"\x0c/v1/products:\x07product\x12\x8a\x01\n\nGetProduct\x12#.agora.catalog.v1.GetProductRequest\x1a$.agora.catalog.v1.GetProductResponse\"1\x90\x02\x01\xda\x41\x04name\x8a\xb5\x18\x06\x08\x01\x1a\x02\x08\x02\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/{name=products/*}\x12\x95\x01\n\x10\x42\x61tchGetProducts\x12).agora.catalog.v1.BatchGetProductsRequest\x1a*.agora.catalog.v1.BatchGetProductsResponse\"*\x90\x02\x01\x8a\xb5\x18\x06\x08\x01\x1a\x02\x08\x02\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/products:batchGet\x12\x80\x01\n\x0cListProducts\x12%.agora.catalog.v1.ListProductsRequest\x1a&.agora.catalog.v1.ListProductsResponse\"!\x90\x02\x01\x8a\xb5\x18\x06\x08\x01\x1a\x02\x08\x05\x82\xd3\xe4\x93\x02\x0e\x12\x0c/v1/products\x12\xba\x01\n\rUpdateProduct\x12&.agora.catalog.v1.UpdateProductRequest\x1a\'.agora.catalog.v1.UpdateProductResponse\"X\x90\x02\x02\xda\x41\x13product,update_mask\x8a\xb5\x18\r\x08\x03\x12\x05\x61\x64min\x1a\x02\x08\x05\x82\xd3\xe4\x93\x02(2\x1d/v1/{product.name=products/*}:\x07product\x12\x9a\x01\n\rDeleteProduct\x12&.agora.catalog.v1.DeleteProductRequest\x1a\'.agora.catalog.v1.DeleteProductResponse\"8\x90\x02\x02\xda\x41\x04name\x8a\xb5\x18\r\x08\x03\x12\x05\x61\x64min\x1a\x02\x08\x05\x82\xd3\xe4\x93\x02\x17*\x15/v1/{name=products/*}\x1a\x10\xca\x41\rcatalog.agoraB1Z/agora/clients/go/gen/agora/catalog/v1;catalogv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,49 +42,49 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z/agora/clients/go/gen/agora/catalog/v1;catalogv1'
   _globals['_CREATECATEGORYREQUEST'].fields_by_name['category']._loaded_options = None
-  _globals['_CREATECATEGORYREQUEST'].fields_by_name['category']._serialized_options = b'\342A\001\002'
+  _globals['_CREATECATEGORYREQUEST'].fields_by_name['category']._serialized_options = b'\342A\001\002\272H\003\310\001\001'
   _globals['_CREATECATEGORYREQUEST'].fields_by_name['category_id']._loaded_options = None
-  _globals['_CREATECATEGORYREQUEST'].fields_by_name['category_id']._serialized_options = b'\342A\001\001'
+  _globals['_CREATECATEGORYREQUEST'].fields_by_name['category_id']._serialized_options = b'\342A\001\001\272H\210\001\272\001\201\001\n\013resource_id\022Jmust be 1-63 lowercase letters, digits and hyphens, starting with a letter\032&this.matches(\'^[a-z][a-z0-9-]{0,62}$\')\330\001\001'
   _globals['_CREATECATEGORYREQUEST'].fields_by_name['request_id']._loaded_options = None
-  _globals['_CREATECATEGORYREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\001'
+  _globals['_CREATECATEGORYREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\001\272H\004r\002\030@'
   _globals['_GETCATEGORYREQUEST'].fields_by_name['name']._loaded_options = None
-  _globals['_GETCATEGORYREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\030\n\026catalog.agora/Category'
+  _globals['_GETCATEGORYREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\030\n\026catalog.agora/Category\272H\202\001\272\001|\n\rcategory_name\0228must have the form categories/{category} with a valid id\0321this.matches(\'^categories/[a-z][a-z0-9-]{0,62}$\')\310\001\001'
   _globals['_LISTCATEGORIESREQUEST'].fields_by_name['page_size']._loaded_options = None
-  _globals['_LISTCATEGORIESREQUEST'].fields_by_name['page_size']._serialized_options = b'\342A\001\001'
+  _globals['_LISTCATEGORIESREQUEST'].fields_by_name['page_size']._serialized_options = b'\342A\001\001\272H\004\032\002(\000'
   _globals['_LISTCATEGORIESREQUEST'].fields_by_name['page_token']._loaded_options = None
   _globals['_LISTCATEGORIESREQUEST'].fields_by_name['page_token']._serialized_options = b'\342A\001\001'
   _globals['_CREATEPRODUCTREQUEST'].fields_by_name['product']._loaded_options = None
-  _globals['_CREATEPRODUCTREQUEST'].fields_by_name['product']._serialized_options = b'\342A\001\002'
+  _globals['_CREATEPRODUCTREQUEST'].fields_by_name['product']._serialized_options = b'\342A\001\002\272H\003\310\001\001'
   _globals['_CREATEPRODUCTREQUEST'].fields_by_name['product_id']._loaded_options = None
-  _globals['_CREATEPRODUCTREQUEST'].fields_by_name['product_id']._serialized_options = b'\342A\001\001'
+  _globals['_CREATEPRODUCTREQUEST'].fields_by_name['product_id']._serialized_options = b'\342A\001\001\272H\210\001\272\001\201\001\n\013resource_id\022Jmust be 1-63 lowercase letters, digits and hyphens, starting with a letter\032&this.matches(\'^[a-z][a-z0-9-]{0,62}$\')\330\001\001'
   _globals['_CREATEPRODUCTREQUEST'].fields_by_name['request_id']._loaded_options = None
-  _globals['_CREATEPRODUCTREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\001'
+  _globals['_CREATEPRODUCTREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\001\272H\004r\002\030@'
   _globals['_GETPRODUCTREQUEST'].fields_by_name['name']._loaded_options = None
-  _globals['_GETPRODUCTREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\027\n\025catalog.agora/Product'
+  _globals['_GETPRODUCTREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\027\n\025catalog.agora/Product\272H|\272\001v\n\014product_name\0225must have the form products/{product} with a valid id\032/this.matches(\'^products/[a-z][a-z0-9-]{0,62}$\')\310\001\001'
   _globals['_BATCHGETPRODUCTSREQUEST'].fields_by_name['names']._loaded_options = None
-  _globals['_BATCHGETPRODUCTSREQUEST'].fields_by_name['names']._serialized_options = b'\342A\001\002\372A\027\n\025catalog.agora/Product'
+  _globals['_BATCHGETPRODUCTSREQUEST'].fields_by_name['names']._serialized_options = b'\342A\001\002\372A\027\n\025catalog.agora/Product\272H\202\001\222\001\177\010\001\020d\"y\272\001v\n\014product_name\0225must have the form products/{product} with a valid id\032/this.matches(\'^products/[a-z][a-z0-9-]{0,62}$\')'
   _globals['_LISTPRODUCTSREQUEST'].fields_by_name['page_size']._loaded_options = None
-  _globals['_LISTPRODUCTSREQUEST'].fields_by_name['page_size']._serialized_options = b'\342A\001\001'
+  _globals['_LISTPRODUCTSREQUEST'].fields_by_name['page_size']._serialized_options = b'\342A\001\001\272H\004\032\002(\000'
   _globals['_LISTPRODUCTSREQUEST'].fields_by_name['page_token']._loaded_options = None
   _globals['_LISTPRODUCTSREQUEST'].fields_by_name['page_token']._serialized_options = b'\342A\001\001'
   _globals['_LISTPRODUCTSREQUEST'].fields_by_name['category']._loaded_options = None
-  _globals['_LISTPRODUCTSREQUEST'].fields_by_name['category']._serialized_options = b'\342A\001\001\372A\030\n\026catalog.agora/Category'
+  _globals['_LISTPRODUCTSREQUEST'].fields_by_name['category']._serialized_options = b'\342A\001\001\372A\030\n\026catalog.agora/Category\272H\202\001\272\001|\n\rcategory_name\0228must have the form categories/{category} with a valid id\0321this.matches(\'^categories/[a-z][a-z0-9-]{0,62}$\')\330\001\001'
   _globals['_LISTPRODUCTSREQUEST'].fields_by_name['min_price']._loaded_options = None
   _globals['_LISTPRODUCTSREQUEST'].fields_by_name['min_price']._serialized_options = b'\342A\001\001'
   _globals['_LISTPRODUCTSREQUEST'].fields_by_name['max_price']._loaded_options = None
   _globals['_LISTPRODUCTSREQUEST'].fields_by_name['max_price']._serialized_options = b'\342A\001\001'
   _globals['_UPDATEPRODUCTREQUEST'].fields_by_name['product']._loaded_options = None
-  _globals['_UPDATEPRODUCTREQUEST'].fields_by_name['product']._serialized_options = b'\342A\001\002'
+  _globals['_UPDATEPRODUCTREQUEST'].fields_by_name['product']._serialized_options = b'\342A\001\002\272H\003\310\001\001'
   _globals['_UPDATEPRODUCTREQUEST'].fields_by_name['update_mask']._loaded_options = None
   _globals['_UPDATEPRODUCTREQUEST'].fields_by_name['update_mask']._serialized_options = b'\342A\001\001'
   _globals['_UPDATEPRODUCTREQUEST'].fields_by_name['request_id']._loaded_options = None
-  _globals['_UPDATEPRODUCTREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\001'
+  _globals['_UPDATEPRODUCTREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\001\272H\004r\002\030@'
   _globals['_DELETEPRODUCTREQUEST'].fields_by_name['name']._loaded_options = None
-  _globals['_DELETEPRODUCTREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\027\n\025catalog.agora/Product'
+  _globals['_DELETEPRODUCTREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\027\n\025catalog.agora/Product\272H|\272\001v\n\014product_name\0225must have the form products/{product} with a valid id\032/this.matches(\'^products/[a-z][a-z0-9-]{0,62}$\')\310\001\001'
   _globals['_DELETEPRODUCTREQUEST'].fields_by_name['etag']._loaded_options = None
   _globals['_DELETEPRODUCTREQUEST'].fields_by_name['etag']._serialized_options = b'\342A\001\001'
   _globals['_DELETEPRODUCTREQUEST'].fields_by_name['request_id']._loaded_options = None
-  _globals['_DELETEPRODUCTREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\001'
+  _globals['_DELETEPRODUCTREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\001\272H\004r\002\030@'
   _globals['_CATALOGSERVICE']._loaded_options = None
   _globals['_CATALOGSERVICE']._serialized_options = b'\312A\rcatalog.agora'
   _globals['_CATALOGSERVICE'].methods_by_name['CreateCategory']._loaded_options = None
@@ -104,42 +105,42 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CATALOGSERVICE'].methods_by_name['UpdateProduct']._serialized_options = b'\220\002\002\332A\023product,update_mask\212\265\030\r\010\003\022\005admin\032\002\010\005\202\323\344\223\002(2\035/v1/{product.name=products/*}:\007product'
   _globals['_CATALOGSERVICE'].methods_by_name['DeleteProduct']._loaded_options = None
   _globals['_CATALOGSERVICE'].methods_by_name['DeleteProduct']._serialized_options = b'\220\002\002\332A\004name\212\265\030\r\010\003\022\005admin\032\002\010\005\202\323\344\223\002\027*\025/v1/{name=products/*}'
-  _globals['_CREATECATEGORYREQUEST']._serialized_start=294
-  _globals['_CREATECATEGORYREQUEST']._serialized_end=455
-  _globals['_CREATECATEGORYRESPONSE']._serialized_start=457
-  _globals['_CREATECATEGORYRESPONSE']._serialized_end=537
-  _globals['_GETCATEGORYREQUEST']._serialized_start=539
-  _globals['_GETCATEGORYREQUEST']._serialized_end=612
-  _globals['_GETCATEGORYRESPONSE']._serialized_start=614
-  _globals['_GETCATEGORYRESPONSE']._serialized_end=691
-  _globals['_LISTCATEGORIESREQUEST']._serialized_start=693
-  _globals['_LISTCATEGORIESREQUEST']._serialized_end=788
-  _globals['_LISTCATEGORIESRESPONSE']._serialized_start=790
-  _globals['_LISTCATEGORIESRESPONSE']._serialized_end=914
-  _globals['_CREATEPRODUCTREQUEST']._serialized_start=917
-  _globals['_CREATEPRODUCTREQUEST']._serialized_end=1072
-  _globals['_CREATEPRODUCTRESPONSE']._serialized_start=1074
-  _globals['_CREATEPRODUCTRESPONSE']._serialized_end=1150
-  _globals['_GETPRODUCTREQUEST']._serialized_start=1152
-  _globals['_GETPRODUCTREQUEST']._serialized_end=1223
-  _globals['_GETPRODUCTRESPONSE']._serialized_start=1225
-  _globals['_GETPRODUCTRESPONSE']._serialized_end=1298
-  _globals['_BATCHGETPRODUCTSREQUEST']._serialized_start=1300
-  _globals['_BATCHGETPRODUCTSREQUEST']._serialized_end=1379
-  _globals['_BATCHGETPRODUCTSRESPONSE']._serialized_start=1381
-  _globals['_BATCHGETPRODUCTSRESPONSE']._serialized_end=1462
-  _globals['_LISTPRODUCTSREQUEST']._serialized_start=1465
-  _globals['_LISTPRODUCTSREQUEST']._serialized_end=1729
-  _globals['_LISTPRODUCTSRESPONSE']._serialized_start=1731
-  _globals['_LISTPRODUCTSRESPONSE']._serialized_end=1848
-  _globals['_UPDATEPRODUCTREQUEST']._serialized_start=1851
-  _globals['_UPDATEPRODUCTREQUEST']._serialized_end=2036
-  _globals['_UPDATEPRODUCTRESPONSE']._serialized_start=2038
-  _globals['_UPDATEPRODUCTRESPONSE']._serialized_end=2114
-  _globals['_DELETEPRODUCTREQUEST']._serialized_start=2117
-  _globals['_DELETEPRODUCTREQUEST']._serialized_end=2254
-  _globals['_DELETEPRODUCTRESPONSE']._serialized_start=2256
-  _globals['_DELETEPRODUCTRESPONSE']._serialized_end=2279
-  _globals['_CATALOGSERVICE']._serialized_start=2282
-  _globals['_CATALOGSERVICE']._serialized_end=3721
+  _globals['_CREATECATEGORYREQUEST']._serialized_start=323
+  _globals['_CREATECATEGORYREQUEST']._serialized_end=639
+  _globals['_CREATECATEGORYRESPONSE']._serialized_start=641
+  _globals['_CREATECATEGORYRESPONSE']._serialized_end=721
+  _globals['_GETCATEGORYREQUEST']._serialized_start=724
+  _globals['_GETCATEGORYREQUEST']._serialized_end=933
+  _globals['_GETCATEGORYRESPONSE']._serialized_start=935
+  _globals['_GETCATEGORYRESPONSE']._serialized_end=1012
+  _globals['_LISTCATEGORIESREQUEST']._serialized_start=1014
+  _globals['_LISTCATEGORIESREQUEST']._serialized_end=1116
+  _globals['_LISTCATEGORIESRESPONSE']._serialized_start=1118
+  _globals['_LISTCATEGORIESRESPONSE']._serialized_end=1242
+  _globals['_CREATEPRODUCTREQUEST']._serialized_start=1245
+  _globals['_CREATEPRODUCTREQUEST']._serialized_end=1555
+  _globals['_CREATEPRODUCTRESPONSE']._serialized_start=1557
+  _globals['_CREATEPRODUCTRESPONSE']._serialized_end=1633
+  _globals['_GETPRODUCTREQUEST']._serialized_start=1636
+  _globals['_GETPRODUCTREQUEST']._serialized_end=1836
+  _globals['_GETPRODUCTRESPONSE']._serialized_start=1838
+  _globals['_GETPRODUCTRESPONSE']._serialized_end=1911
+  _globals['_BATCHGETPRODUCTSREQUEST']._serialized_start=1914
+  _globals['_BATCHGETPRODUCTSREQUEST']._serialized_end=2129
+  _globals['_BATCHGETPRODUCTSRESPONSE']._serialized_start=2131
+  _globals['_BATCHGETPRODUCTSRESPONSE']._serialized_end=2212
+  _globals['_LISTPRODUCTSREQUEST']._serialized_start=2215
+  _globals['_LISTPRODUCTSREQUEST']._serialized_end=2622
+  _globals['_LISTPRODUCTSRESPONSE']._serialized_start=2624
+  _globals['_LISTPRODUCTSRESPONSE']._serialized_end=2741
+  _globals['_UPDATEPRODUCTREQUEST']._serialized_start=2744
+  _globals['_UPDATEPRODUCTREQUEST']._serialized_end=2942
+  _globals['_UPDATEPRODUCTRESPONSE']._serialized_start=2944
+  _globals['_UPDATEPRODUCTRESPONSE']._serialized_end=3020
+  _globals['_DELETEPRODUCTREQUEST']._serialized_start=3023
+  _globals['_DELETEPRODUCTREQUEST']._serialized_end=3296
+  _globals['_DELETEPRODUCTRESPONSE']._serialized_start=3298
+  _globals['_DELETEPRODUCTRESPONSE']._serialized_end=3321
+  _globals['_CATALOGSERVICE']._serialized_start=3324
+  _globals['_CATALOGSERVICE']._serialized_end=4763
 # @@protoc_insertion_point(module_scope)

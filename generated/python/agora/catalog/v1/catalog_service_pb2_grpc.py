@@ -34,7 +34,10 @@ class CatalogServiceStub:
 
     Every error carries a `google.rpc.ErrorInfo` with domain `catalog.agora` and a reason
     such as `PRODUCT_NOT_FOUND`; invalid requests also carry a `google.rpc.BadRequest`
-    listing each offending field.
+    listing each offending field. Requests are first checked against the `buf.validate`
+    rules of these messages: a request that breaks any of them returns `INVALID_ARGUMENT`
+    (reason `INVALID_ARGUMENT`) with a `BadRequest` naming every broken rule's field, and
+    has no effect.
     """
 
     def __init__(self, channel):
@@ -99,7 +102,10 @@ class CatalogServiceServicer:
 
     Every error carries a `google.rpc.ErrorInfo` with domain `catalog.agora` and a reason
     such as `PRODUCT_NOT_FOUND`; invalid requests also carry a `google.rpc.BadRequest`
-    listing each offending field.
+    listing each offending field. Requests are first checked against the `buf.validate`
+    rules of these messages: a request that breaks any of them returns `INVALID_ARGUMENT`
+    (reason `INVALID_ARGUMENT`) with a `BadRequest` naming every broken rule's field, and
+    has no effect.
     """
 
     def CreateCategory(self, request, context):
@@ -259,7 +265,10 @@ class CatalogService:
 
     Every error carries a `google.rpc.ErrorInfo` with domain `catalog.agora` and a reason
     such as `PRODUCT_NOT_FOUND`; invalid requests also carry a `google.rpc.BadRequest`
-    listing each offending field.
+    listing each offending field. Requests are first checked against the `buf.validate`
+    rules of these messages: a request that breaks any of them returns `INVALID_ARGUMENT`
+    (reason `INVALID_ARGUMENT`) with a `BadRequest` naming every broken rule's field, and
+    has no effect.
     """
 
     @staticmethod

@@ -35,7 +35,10 @@ class CatalogServiceStub:
 
     Every error carries a `google.rpc.ErrorInfo` with domain `catalog.agora` and a reason
     such as `PRODUCT_NOT_FOUND`; invalid requests also carry a `google.rpc.BadRequest`
-    listing each offending field.
+    listing each offending field. Requests are first checked against the `buf.validate`
+    rules of these messages: a request that breaks any of them returns `INVALID_ARGUMENT`
+    (reason `INVALID_ARGUMENT`) with a `BadRequest` naming every broken rule's field, and
+    has no effect.
     """
 
     @_typing.overload
@@ -108,7 +111,10 @@ class CatalogServiceAsyncStub(CatalogServiceStub):
 
     Every error carries a `google.rpc.ErrorInfo` with domain `catalog.agora` and a reason
     such as `PRODUCT_NOT_FOUND`; invalid requests also carry a `google.rpc.BadRequest`
-    listing each offending field.
+    listing each offending field. Requests are first checked against the `buf.validate`
+    rules of these messages: a request that breaks any of them returns `INVALID_ARGUMENT`
+    (reason `INVALID_ARGUMENT`) with a `BadRequest` naming every broken rule's field, and
+    has no effect.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -177,7 +183,10 @@ class CatalogServiceServicer(metaclass=_abc_1.ABCMeta):
 
     Every error carries a `google.rpc.ErrorInfo` with domain `catalog.agora` and a reason
     such as `PRODUCT_NOT_FOUND`; invalid requests also carry a `google.rpc.BadRequest`
-    listing each offending field.
+    listing each offending field. Requests are first checked against the `buf.validate`
+    rules of these messages: a request that breaks any of them returns `INVALID_ARGUMENT`
+    (reason `INVALID_ARGUMENT`) with a `BadRequest` naming every broken rule's field, and
+    has no effect.
     """
 
     @_abc_1.abstractmethod

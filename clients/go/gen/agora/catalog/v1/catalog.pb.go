@@ -7,6 +7,7 @@
 package catalogv1
 
 import (
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	money "google.golang.org/genproto/googleapis/type/money"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
@@ -95,7 +96,8 @@ type Product struct {
 	// The resource name of the product.
 	// Format: `products/{product}`
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// The human-readable name shown to shoppers, 1 to 200 characters.
+	// The human-readable name shown to shoppers, 1 to 200 characters. Required when the
+	// product is created, and when an update changes it.
 	DisplayName string `protobuf:"bytes,2,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
 	// A longer description of the product, at most 10000 characters. Empty by default.
 	Description string `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
@@ -206,20 +208,23 @@ var File_agora_catalog_v1_catalog_proto protoreflect.FileDescriptor
 
 const file_agora_catalog_v1_catalog_proto_rawDesc = "" +
 	"\n" +
-	"\x1eagora/catalog/v1/catalog.proto\x12\x10agora.catalog.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/type/money.proto\"\xda\x01\n" +
+	"\x1eagora/catalog/v1/catalog.proto\x12\x10agora.catalog.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/type/money.proto\"\x9b\x02\n" +
 	"\bCategory\x12\x18\n" +
-	"\x04name\x18\x01 \x01(\tB\x04\xe2A\x01\bR\x04name\x12'\n" +
-	"\fdisplay_name\x18\x02 \x01(\tB\x04\xe2A\x01\x02R\vdisplayName\x12A\n" +
+	"\x04name\x18\x01 \x01(\tB\x04\xe2A\x01\bR\x04name\x12h\n" +
+	"\fdisplay_name\x18\x02 \x01(\tBE\xe2A\x01\x02\xbaH>\xba\x013\n" +
+	"\tnot_blank\x12\x11must not be blank\x1a\x13this.matches('\\\\S')\xc8\x01\x01r\x03\x18\xc8\x01R\vdisplayName\x12A\n" +
 	"\vcreate_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampB\x04\xe2A\x01\x03R\n" +
 	"createTime:H\xeaAE\n" +
 	"\x16catalog.agora/Category\x12\x15categories/{category}*\n" +
-	"categories2\bcategory\"\xc4\x03\n" +
+	"categories2\bcategory\"\x95\x05\n" +
 	"\aProduct\x12\x18\n" +
-	"\x04name\x18\x01 \x01(\tB\x04\xe2A\x01\bR\x04name\x12'\n" +
-	"\fdisplay_name\x18\x02 \x01(\tB\x04\xe2A\x01\x02R\vdisplayName\x12&\n" +
-	"\vdescription\x18\x03 \x01(\tB\x04\xe2A\x01\x01R\vdescription\x12;\n" +
-	"\bcategory\x18\x04 \x01(\tB\x1f\xe2A\x01\x02\xfaA\x18\n" +
-	"\x16catalog.agora/CategoryR\bcategory\x12.\n" +
+	"\x04name\x18\x01 \x01(\tB\x04\xe2A\x01\bR\x04name\x12h\n" +
+	"\fdisplay_name\x18\x02 \x01(\tBE\xe2A\x01\x02\xbaH>\xba\x013\n" +
+	"\tnot_blank\x12\x11must not be blank\x1a\x13this.matches('\\\\S')\xd8\x01\x01r\x03\x18\xc8\x01R\vdisplayName\x12.\n" +
+	"\vdescription\x18\x03 \x01(\tB\f\xe2A\x01\x01\xbaH\x05r\x03\x18\x90NR\vdescription\x12\xc2\x01\n" +
+	"\bcategory\x18\x04 \x01(\tB\xa5\x01\xe2A\x01\x02\xfaA\x18\n" +
+	"\x16catalog.agora/Category\xbaH\x82\x01\xba\x01|\n" +
+	"\rcategory_name\x128must have the form categories/{category} with a valid id\x1a1this.matches('^categories/[a-z][a-z0-9-]{0,62}$')\xd8\x01\x01R\bcategory\x12.\n" +
 	"\x05price\x18\x05 \x01(\v2\x12.google.type.MoneyB\x04\xe2A\x01\x02R\x05price\x12A\n" +
 	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampB\x04\xe2A\x01\x03R\n" +
 	"createTime\x12A\n" +

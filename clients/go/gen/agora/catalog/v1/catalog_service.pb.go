@@ -8,6 +8,7 @@ package catalogv1
 
 import (
 	_ "agora/clients/go/gen/agora/api/v1"
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	money "google.golang.org/genproto/googleapis/type/money"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
@@ -1005,72 +1006,82 @@ var File_agora_catalog_v1_catalog_service_proto protoreflect.FileDescriptor
 
 const file_agora_catalog_v1_catalog_service_proto_rawDesc = "" +
 	"\n" +
-	"&agora/catalog/v1/catalog_service.proto\x12\x10agora.catalog.v1\x1a\x19agora/api/v1/policy.proto\x1a\x1eagora/catalog/v1/catalog.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a google/protobuf/field_mask.proto\x1a\x17google/type/money.proto\"\xa1\x01\n" +
-	"\x15CreateCategoryRequest\x12<\n" +
-	"\bcategory\x18\x01 \x01(\v2\x1a.agora.catalog.v1.CategoryB\x04\xe2A\x01\x02R\bcategory\x12%\n" +
-	"\vcategory_id\x18\x02 \x01(\tB\x04\xe2A\x01\x01R\n" +
-	"categoryId\x12#\n" +
+	"&agora/catalog/v1/catalog_service.proto\x12\x10agora.catalog.v1\x1a\x19agora/api/v1/policy.proto\x1a\x1eagora/catalog/v1/catalog.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a google/protobuf/field_mask.proto\x1a\x17google/type/money.proto\"\xbc\x02\n" +
+	"\x15CreateCategoryRequest\x12B\n" +
+	"\bcategory\x18\x01 \x01(\v2\x1a.agora.catalog.v1.CategoryB\n" +
+	"\xe2A\x01\x02\xbaH\x03\xc8\x01\x01R\bcategory\x12\xb2\x01\n" +
+	"\vcategory_id\x18\x02 \x01(\tB\x90\x01\xe2A\x01\x01\xbaH\x88\x01\xba\x01\x81\x01\n" +
+	"\vresource_id\x12Jmust be 1-63 lowercase letters, digits and hyphens, starting with a letter\x1a&this.matches('^[a-z][a-z0-9-]{0,62}$')\xd8\x01\x01R\n" +
+	"categoryId\x12*\n" +
 	"\n" +
-	"request_id\x18\x03 \x01(\tB\x04\xe2A\x01\x01R\trequestId\"P\n" +
+	"request_id\x18\x03 \x01(\tB\v\xe2A\x01\x01\xbaH\x04r\x02\x18@R\trequestId\"P\n" +
 	"\x16CreateCategoryResponse\x126\n" +
-	"\bcategory\x18\x01 \x01(\v2\x1a.agora.catalog.v1.CategoryR\bcategory\"I\n" +
-	"\x12GetCategoryRequest\x123\n" +
-	"\x04name\x18\x01 \x01(\tB\x1f\xe2A\x01\x02\xfaA\x18\n" +
-	"\x16catalog.agora/CategoryR\x04name\"M\n" +
+	"\bcategory\x18\x01 \x01(\v2\x1a.agora.catalog.v1.CategoryR\bcategory\"\xd1\x01\n" +
+	"\x12GetCategoryRequest\x12\xba\x01\n" +
+	"\x04name\x18\x01 \x01(\tB\xa5\x01\xe2A\x01\x02\xfaA\x18\n" +
+	"\x16catalog.agora/Category\xbaH\x82\x01\xba\x01|\n" +
+	"\rcategory_name\x128must have the form categories/{category} with a valid id\x1a1this.matches('^categories/[a-z][a-z0-9-]{0,62}$')\xc8\x01\x01R\x04name\"M\n" +
 	"\x13GetCategoryResponse\x126\n" +
-	"\bcategory\x18\x01 \x01(\v2\x1a.agora.catalog.v1.CategoryR\bcategory\"_\n" +
-	"\x15ListCategoriesRequest\x12!\n" +
-	"\tpage_size\x18\x01 \x01(\x05B\x04\xe2A\x01\x01R\bpageSize\x12#\n" +
+	"\bcategory\x18\x01 \x01(\v2\x1a.agora.catalog.v1.CategoryR\bcategory\"f\n" +
+	"\x15ListCategoriesRequest\x12(\n" +
+	"\tpage_size\x18\x01 \x01(\x05B\v\xe2A\x01\x01\xbaH\x04\x1a\x02(\x00R\bpageSize\x12#\n" +
 	"\n" +
 	"page_token\x18\x02 \x01(\tB\x04\xe2A\x01\x01R\tpageToken\"|\n" +
 	"\x16ListCategoriesResponse\x12:\n" +
 	"\n" +
 	"categories\x18\x01 \x03(\v2\x1a.agora.catalog.v1.CategoryR\n" +
 	"categories\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x9b\x01\n" +
-	"\x14CreateProductRequest\x129\n" +
-	"\aproduct\x18\x01 \x01(\v2\x19.agora.catalog.v1.ProductB\x04\xe2A\x01\x02R\aproduct\x12#\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xb6\x02\n" +
+	"\x14CreateProductRequest\x12?\n" +
+	"\aproduct\x18\x01 \x01(\v2\x19.agora.catalog.v1.ProductB\n" +
+	"\xe2A\x01\x02\xbaH\x03\xc8\x01\x01R\aproduct\x12\xb0\x01\n" +
 	"\n" +
-	"product_id\x18\x02 \x01(\tB\x04\xe2A\x01\x01R\tproductId\x12#\n" +
+	"product_id\x18\x02 \x01(\tB\x90\x01\xe2A\x01\x01\xbaH\x88\x01\xba\x01\x81\x01\n" +
+	"\vresource_id\x12Jmust be 1-63 lowercase letters, digits and hyphens, starting with a letter\x1a&this.matches('^[a-z][a-z0-9-]{0,62}$')\xd8\x01\x01R\tproductId\x12*\n" +
 	"\n" +
-	"request_id\x18\x03 \x01(\tB\x04\xe2A\x01\x01R\trequestId\"L\n" +
+	"request_id\x18\x03 \x01(\tB\v\xe2A\x01\x01\xbaH\x04r\x02\x18@R\trequestId\"L\n" +
 	"\x15CreateProductResponse\x123\n" +
-	"\aproduct\x18\x01 \x01(\v2\x19.agora.catalog.v1.ProductR\aproduct\"G\n" +
-	"\x11GetProductRequest\x122\n" +
-	"\x04name\x18\x01 \x01(\tB\x1e\xe2A\x01\x02\xfaA\x17\n" +
-	"\x15catalog.agora/ProductR\x04name\"I\n" +
+	"\aproduct\x18\x01 \x01(\v2\x19.agora.catalog.v1.ProductR\aproduct\"\xc8\x01\n" +
+	"\x11GetProductRequest\x12\xb2\x01\n" +
+	"\x04name\x18\x01 \x01(\tB\x9d\x01\xe2A\x01\x02\xfaA\x17\n" +
+	"\x15catalog.agora/Product\xbaH|\xba\x01v\n" +
+	"\fproduct_name\x125must have the form products/{product} with a valid id\x1a/this.matches('^products/[a-z][a-z0-9-]{0,62}$')\xc8\x01\x01R\x04name\"I\n" +
 	"\x12GetProductResponse\x123\n" +
-	"\aproduct\x18\x01 \x01(\v2\x19.agora.catalog.v1.ProductR\aproduct\"O\n" +
-	"\x17BatchGetProductsRequest\x124\n" +
-	"\x05names\x18\x01 \x03(\tB\x1e\xe2A\x01\x02\xfaA\x17\n" +
-	"\x15catalog.agora/ProductR\x05names\"Q\n" +
+	"\aproduct\x18\x01 \x01(\v2\x19.agora.catalog.v1.ProductR\aproduct\"\xd7\x01\n" +
+	"\x17BatchGetProductsRequest\x12\xbb\x01\n" +
+	"\x05names\x18\x01 \x03(\tB\xa4\x01\xe2A\x01\x02\xfaA\x17\n" +
+	"\x15catalog.agora/Product\xbaH\x82\x01\x92\x01\x7f\b\x01\x10d\"y\xba\x01v\n" +
+	"\fproduct_name\x125must have the form products/{product} with a valid id\x1a/this.matches('^products/[a-z][a-z0-9-]{0,62}$')R\x05names\"Q\n" +
 	"\x18BatchGetProductsResponse\x125\n" +
-	"\bproducts\x18\x01 \x03(\v2\x19.agora.catalog.v1.ProductR\bproducts\"\x88\x02\n" +
-	"\x13ListProductsRequest\x12!\n" +
-	"\tpage_size\x18\x01 \x01(\x05B\x04\xe2A\x01\x01R\bpageSize\x12#\n" +
+	"\bproducts\x18\x01 \x03(\v2\x19.agora.catalog.v1.ProductR\bproducts\"\x97\x03\n" +
+	"\x13ListProductsRequest\x12(\n" +
+	"\tpage_size\x18\x01 \x01(\x05B\v\xe2A\x01\x01\xbaH\x04\x1a\x02(\x00R\bpageSize\x12#\n" +
 	"\n" +
-	"page_token\x18\x02 \x01(\tB\x04\xe2A\x01\x01R\tpageToken\x12;\n" +
-	"\bcategory\x18\x03 \x01(\tB\x1f\xe2A\x01\x01\xfaA\x18\n" +
-	"\x16catalog.agora/CategoryR\bcategory\x125\n" +
+	"page_token\x18\x02 \x01(\tB\x04\xe2A\x01\x01R\tpageToken\x12\xc2\x01\n" +
+	"\bcategory\x18\x03 \x01(\tB\xa5\x01\xe2A\x01\x01\xfaA\x18\n" +
+	"\x16catalog.agora/Category\xbaH\x82\x01\xba\x01|\n" +
+	"\rcategory_name\x128must have the form categories/{category} with a valid id\x1a1this.matches('^categories/[a-z][a-z0-9-]{0,62}$')\xd8\x01\x01R\bcategory\x125\n" +
 	"\tmin_price\x18\x04 \x01(\v2\x12.google.type.MoneyB\x04\xe2A\x01\x01R\bminPrice\x125\n" +
 	"\tmax_price\x18\x05 \x01(\v2\x12.google.type.MoneyB\x04\xe2A\x01\x01R\bmaxPrice\"u\n" +
 	"\x14ListProductsResponse\x125\n" +
 	"\bproducts\x18\x01 \x03(\v2\x19.agora.catalog.v1.ProductR\bproducts\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xb9\x01\n" +
-	"\x14UpdateProductRequest\x129\n" +
-	"\aproduct\x18\x01 \x01(\v2\x19.agora.catalog.v1.ProductB\x04\xe2A\x01\x02R\aproduct\x12A\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xc6\x01\n" +
+	"\x14UpdateProductRequest\x12?\n" +
+	"\aproduct\x18\x01 \x01(\v2\x19.agora.catalog.v1.ProductB\n" +
+	"\xe2A\x01\x02\xbaH\x03\xc8\x01\x01R\aproduct\x12A\n" +
 	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskB\x04\xe2A\x01\x01R\n" +
-	"updateMask\x12#\n" +
+	"updateMask\x12*\n" +
 	"\n" +
-	"request_id\x18\x03 \x01(\tB\x04\xe2A\x01\x01R\trequestId\"L\n" +
+	"request_id\x18\x03 \x01(\tB\v\xe2A\x01\x01\xbaH\x04r\x02\x18@R\trequestId\"L\n" +
 	"\x15UpdateProductResponse\x123\n" +
-	"\aproduct\x18\x01 \x01(\v2\x19.agora.catalog.v1.ProductR\aproduct\"\x89\x01\n" +
-	"\x14DeleteProductRequest\x122\n" +
-	"\x04name\x18\x01 \x01(\tB\x1e\xe2A\x01\x02\xfaA\x17\n" +
-	"\x15catalog.agora/ProductR\x04name\x12\x18\n" +
-	"\x04etag\x18\x02 \x01(\tB\x04\xe2A\x01\x01R\x04etag\x12#\n" +
+	"\aproduct\x18\x01 \x01(\v2\x19.agora.catalog.v1.ProductR\aproduct\"\x91\x02\n" +
+	"\x14DeleteProductRequest\x12\xb2\x01\n" +
+	"\x04name\x18\x01 \x01(\tB\x9d\x01\xe2A\x01\x02\xfaA\x17\n" +
+	"\x15catalog.agora/Product\xbaH|\xba\x01v\n" +
+	"\fproduct_name\x125must have the form products/{product} with a valid id\x1a/this.matches('^products/[a-z][a-z0-9-]{0,62}$')\xc8\x01\x01R\x04name\x12\x18\n" +
+	"\x04etag\x18\x02 \x01(\tB\x04\xe2A\x01\x01R\x04etag\x12*\n" +
 	"\n" +
-	"request_id\x18\x03 \x01(\tB\x04\xe2A\x01\x01R\trequestId\"\x17\n" +
+	"request_id\x18\x03 \x01(\tB\v\xe2A\x01\x01\xbaH\x04r\x02\x18@R\trequestId\"\x17\n" +
 	"\x15DeleteProductResponse2\x9f\v\n" +
 	"\x0eCatalogService\x12\xb0\x01\n" +
 	"\x0eCreateCategory\x12'.agora.catalog.v1.CreateCategoryRequest\x1a(.agora.catalog.v1.CreateCategoryResponse\"K\xdaA\x14category,category_id\x8a\xb5\x18\r\b\x03\x12\x05admin\x1a\x02\b\x05\x82\xd3\xe4\x93\x02\x1a:\bcategory\"\x0e/v1/categories\x90\x02\x02\x12\x8f\x01\n" +

@@ -42,7 +42,10 @@ const (
 //
 // Every error carries a `google.rpc.ErrorInfo` with domain `catalog.agora` and a reason
 // such as `PRODUCT_NOT_FOUND`; invalid requests also carry a `google.rpc.BadRequest`
-// listing each offending field.
+// listing each offending field. Requests are first checked against the `buf.validate`
+// rules of these messages: a request that breaks any of them returns `INVALID_ARGUMENT`
+// (reason `INVALID_ARGUMENT`) with a `BadRequest` naming every broken rule's field, and
+// has no effect.
 type CatalogServiceClient interface {
 	// Creates a category.
 	//
@@ -203,7 +206,10 @@ func (c *catalogServiceClient) DeleteProduct(ctx context.Context, in *DeleteProd
 //
 // Every error carries a `google.rpc.ErrorInfo` with domain `catalog.agora` and a reason
 // such as `PRODUCT_NOT_FOUND`; invalid requests also carry a `google.rpc.BadRequest`
-// listing each offending field.
+// listing each offending field. Requests are first checked against the `buf.validate`
+// rules of these messages: a request that breaks any of them returns `INVALID_ARGUMENT`
+// (reason `INVALID_ARGUMENT`) with a `BadRequest` naming every broken rule's field, and
+// has no effect.
 type CatalogServiceServer interface {
 	// Creates a category.
 	//
