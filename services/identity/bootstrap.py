@@ -16,8 +16,10 @@ from identity.config import IdentitySettings, load_identity_settings
 from identity.domain import usecases
 from identity.domain.errors import DOMAIN
 from identity.domain.ports import PasswordHasher, TokenSigner, UnitOfWork
+from identity.entrypoints import convert
 from identity.entrypoints.servicer import IdentityServicer
 from runtime import db
+from runtime.auth import json_web_key
 from runtime.broker import Broker, nats_url
 from runtime.config import ServerSettings
 from runtime.relay import OutboxRelay
@@ -70,6 +72,13 @@ async def build(
     async def publish_events() -> None:
         await relay.run()
 
+    async def own_keys() -> list[dict[str, str]]:
+        # Identity verifies access tokens against its own key store, not over the network.
+        response = convert.jwks_response(
+            await usecases.get_jwks(make_uow(), identity.lifetimes, clock())
+        )
+        return [json_web_key(key) for key in response.keys]
+
     return Service(
         name="identity",
         domain=DOMAIN,
@@ -78,4 +87,6 @@ async def build(
         readiness=ready,
         cleanups=cleanups,
         background=[publish_events],
+        jwks=own_keys,
+        token_clock=lambda: clock().timestamp(),
     )

@@ -312,10 +312,12 @@ class GrpcJwksFetcher:
             identity_service_pb2_grpc.IdentityServiceStub, _IDENTITY, self._target
         )
         response = await stub.GetJwks(identity_service_pb2.GetJwksRequest(), timeout=self._timeout)
-        return [
-            {name: getattr(key, name) for name in _JWK_MEMBERS if getattr(key, name)}
-            for key in response.keys
-        ]
+        return [json_web_key(key) for key in response.keys]
+
+
+def json_web_key(key: identity_service_pb2.JsonWebKey) -> dict[str, str]:
+    """The RFC 7517 members a ``JsonWebKey`` message sets, as a :data:`JwksFetcher` gives."""
+    return {name: getattr(key, name) for name in _JWK_MEMBERS if getattr(key, name)}
 
 
 class JwksCache:

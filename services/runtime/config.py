@@ -65,6 +65,11 @@ class ServerSettings:
     #: calls (default 100).
     rate_limit_per_second: float = 50.0
     rate_limit_burst: int = 100
+    #: A call from this machine without an access token is the local operator (a service
+    #: with the admin role), so plaintext local use needs no tokens
+    #: (``AGORA_AUTH_TRUST_LOOPBACK``, default true). Calls from elsewhere are never trusted
+    #: that way; turn it off to enforce every rule on loopback too.
+    trust_loopback: bool = True
 
 
 def load_server_settings(service: str, environ: Mapping[str, str] | None = None) -> ServerSettings:
@@ -92,6 +97,7 @@ def load_server_settings(service: str, environ: Mapping[str, str] | None = None)
         max_message_bytes=reader.get("AGORA_MAX_MESSAGE_BYTES", 4 * 1024 * 1024, positive_int),
         rate_limit_per_second=reader.get("AGORA_RATE_LIMIT_PER_SECOND", 50.0, non_negative_float),
         rate_limit_burst=reader.get("AGORA_RATE_LIMIT_BURST", 100, positive_int),
+        trust_loopback=reader.get("AGORA_AUTH_TRUST_LOOPBACK", True, boolean),
     )
     reader.raise_if_invalid()
     return settings

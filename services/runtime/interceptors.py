@@ -6,6 +6,10 @@ service's own interceptors return, so it sees the final outcome of each call:
 
 - it decodes the request itself, so a body that is not a valid message becomes
   INVALID_ARGUMENT (reason ``MALFORMED_REQUEST``) instead of grpc.aio's UNKNOWN;
+- it admits or refuses the call by its contract's access rule before even decoding the
+  request (:mod:`runtime.access`: bearer tokens, UNAUTHENTICATED or PERMISSION_DENIED,
+  rate limits on public methods), and the handler finds its caller in
+  :func:`runtime.access.current_caller`;
 - it checks the decoded request against the contract's ``buf.validate`` rules
   (:mod:`runtime.validation`) before the handler runs: a broken rule is INVALID_ARGUMENT
   with a ``BadRequest`` naming each broken rule's field, and the handler never sees it;
@@ -37,6 +41,7 @@ from google.protobuf.message import DecodeError, Message
 
 from runtime import context as request_context
 from runtime import validation
+from runtime.access import AccessControl
 from runtime.errors import AgoraError, DeadlineExceeded, Internal, InvalidArgument
 from runtime.policy import MethodRule
 from runtime.status import to_grpc_status
@@ -60,6 +65,8 @@ class RuntimeInterceptor(ServerInterceptor):
     Args:
         domain: the ``ErrorInfo.domain`` of this service's errors, such as ``catalog.agora``.
         rules: the contract's rule of each method served (:func:`runtime.policy.method_rules`).
+        access: admits or refuses each call before its request is decoded; None lets every
+            call through (tests of other behaviour).
         access_log_enabled: log a line per call at INFO (the default); off for benchmarks only.
     """
 
@@ -68,10 +75,12 @@ class RuntimeInterceptor(ServerInterceptor):
         domain: str,
         rules: Mapping[str, MethodRule] | None = None,
         *,
+        access: AccessControl | None = None,
         access_log_enabled: bool = True,
     ) -> None:
         self._domain = domain
         self._rules = dict(rules or {})
+        self._access = access
         self._access_log_enabled = access_log_enabled
         # method -> (handler returned by the chain, our wrapper of it). The chain usually
         # returns the same handler object for a method, so the wrapper is built once.
@@ -120,6 +129,7 @@ class RuntimeInterceptor(ServerInterceptor):
         deserialize: Callable[[bytes], Any] | None,
     ) -> Behavior:
         domain = self._domain
+        access = self._access
         logging_on = self._access_log_enabled
         rule = self._rules.get(method)
         default_deadline = rule.default_deadline if rule is not None else None
@@ -137,6 +147,8 @@ class RuntimeInterceptor(ServerInterceptor):
             code = grpc.StatusCode.OK
             reason = ""
             try:
+                if access is not None:
+                    await access.admit(method, context)
                 request = _decode(raw, deserialize)
                 if isinstance(request, Message):
                     validation.check(request)

@@ -15,6 +15,7 @@ import contextlib
 import logging
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -22,7 +23,10 @@ from typing import Any, TypeVar
 import grpc
 from grpc_health.v1 import health, health_pb2_grpc
 
-from runtime.config import ConfigError, ServerSettings, load_server_settings
+from runtime.access import access_control
+from runtime.auth import AuthSettings, GrpcJwksFetcher, JwksFetcher, load_auth_settings
+from runtime.clients import ClientFactory
+from runtime.config import ConfigError, ServerSettings, load_server_settings, peer_address
 from runtime.db import create_engine, migrate
 from runtime.health import HealthServicer, Probe, Readiness
 from runtime.interceptors import RuntimeInterceptor
@@ -57,13 +61,21 @@ class Service:
     #: Long-running jobs (sweepers, relays) started with the server and cancelled when it
     #: stops, before the cleanups. One that fails is logged and restarted after a pause.
     background: Sequence[Callable[[], Awaitable[None]]] = ()
+    #: Where the keys that verify access tokens come from; None: identity's GetJwks at
+    #: its address (identity itself reads its own key store instead).
+    jwks: JwksFetcher | None = None
+    #: The wall clock tokens are checked against, in seconds since the epoch; None: the
+    #: system's (identity's tests run it on a clock of their own).
+    token_clock: Callable[[], float] | None = None
 
 
 Build = Callable[[ServerSettings], Awaitable[Service]]
 
 
 @contextlib.asynccontextmanager
-async def running(service: Service, settings: ServerSettings) -> AsyncIterator[int]:
+async def running(
+    service: Service, settings: ServerSettings, auth: AuthSettings | None = None
+) -> AsyncIterator[int]:
     """Serves ``service`` while the block runs and yields the bound port; drains on exit.
 
     Raises:
@@ -75,7 +87,18 @@ async def running(service: Service, settings: ServerSettings) -> AsyncIterator[i
     services = services_named(service.service_names)
     rules = method_rules(services)
     compile_rules(services)
-    runtime_interceptor = RuntimeInterceptor(service.domain, rules)
+    # The channel to identity for its keys, closed after the cleanups.
+    identity_clients = ClientFactory()
+    access = access_control(
+        rules,
+        service.jwks or GrpcJwksFetcher(identity_clients, peer_address("identity")),
+        auth or load_auth_settings(),
+        rate_per_second=settings.rate_limit_per_second,
+        burst=settings.rate_limit_burst,
+        trust_loopback=settings.trust_loopback,
+        clock=service.token_clock or time.time,
+    )
+    runtime_interceptor = RuntimeInterceptor(service.domain, rules, access=access)
     server = grpc.aio.server(
         interceptors=[runtime_interceptor, *service.interceptors],
         options=[
@@ -127,6 +150,7 @@ async def running(service: Service, settings: ServerSettings) -> AsyncIterator[i
                 await cleanup()
             except Exception:
                 log.exception("cleanup failed")
+        await identity_clients.close()
         log.info("stopped")
 
 
