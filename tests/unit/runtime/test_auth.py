@@ -788,3 +788,25 @@ def test_unusable_settings_are_all_named() -> None:
     assert "AGORA_AUTH_LEEWAY_SECONDS='301'" in message
     assert "AGORA_AUTH_JWKS_MAX_AGE_SECONDS='0'" in message
     assert "AGORA_AUTH_JWKS_MIN_REFRESH_SECONDS='soon'" in message
+
+
+async def test_a_token_verified_once_is_not_checked_again_until_it_expires(
+    harness: Harness,
+) -> None:
+    token = harness.token()
+    first = await harness.verifier.verify(token)
+    assert await harness.verifier.verify(token) is first  # from the cache: no signature check
+    harness.wall.now += LIFETIME.total_seconds() + LEEWAY + 1
+    with pytest.raises(AccessTokenExpired):
+        await harness.verifier.verify(token)  # a cached token still expires on time
+
+
+async def test_the_cache_of_verified_tokens_is_bounded(signer: JwtTokenSigner) -> None:
+    harness = Harness(signer, signer.new_key(NOON))
+    verifier = TokenVerifier(harness.cache, leeway=LEEWAY, clock=harness.wall, cache_size=1)
+    ada, bob = harness.token(), harness.token(issued=NOON + timedelta(seconds=1))
+    first = await verifier.verify(ada)
+    await verifier.verify(bob)  # pushes ada out
+    again = await verifier.verify(ada)
+    assert again == first
+    assert again is not first  # verified afresh
