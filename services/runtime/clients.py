@@ -21,11 +21,15 @@ Every channel made here:
   propagate deadlines by itself). A call whose budget is already spent fails with
   DEADLINE_EXCEEDED without going out;
 - raises :mod:`runtime.errors` classes (with the peer's ``ErrorInfo``) instead of
-  ``grpc.RpcError``.
+  ``grpc.RpcError``;
+- is plaintext, or mutual TLS with ``AGORA_TLS=mtls``: a factory made without
+  ``credentials`` uses :func:`runtime.tls.default_channel_credentials` (in a service
+  process the service's own certificate, elsewhere the operator's).
 """
 
 from __future__ import annotations
 
+import enum
 import json
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -37,6 +41,7 @@ from runtime import context as request_context
 from runtime.errors import DeadlineExceeded
 from runtime.policy import DEFAULT_DEADLINE, default_deadline, method_path
 from runtime.status import from_rpc_error
+from runtime.tls import default_channel_credentials
 
 StubT = TypeVar("StubT")
 
@@ -159,22 +164,37 @@ def _method_name(method: str | bytes) -> str:
     return method.decode() if isinstance(method, bytes) else method
 
 
+class _Default(enum.Enum):
+    CREDENTIALS = "environment"
+
+
+#: :class:`ClientFactory`'s default ``credentials``: as :func:`default_channel_credentials` says.
+FROM_ENVIRONMENT = _Default.CREDENTIALS
+
+
 class ClientFactory:
     """Builds stubs on shared channels, one channel per (target, service).
 
     Args:
         default_timeout: the deadline of every call whose caller sets none; by default
             each RPC's ``default_deadline`` from its contract.
-        credentials: TLS credentials for every channel; plaintext without.
+        credentials: TLS credentials for every channel, or None for plaintext; by default
+            those :func:`runtime.tls.default_channel_credentials` gives (plaintext unless
+            ``AGORA_TLS=mtls``).
+
+    Raises:
+        runtime.config.ConfigError: by default, if the TLS settings or files are unusable.
     """
 
     def __init__(
         self,
         default_timeout: float | None = None,
-        credentials: grpc.ChannelCredentials | None = None,
+        credentials: grpc.ChannelCredentials | _Default | None = FROM_ENVIRONMENT,
     ) -> None:
         self._default_timeout = default_timeout
-        self._credentials = credentials
+        self._credentials = (
+            default_channel_credentials() if credentials is FROM_ENVIRONMENT else credentials
+        )
         self._channels: dict[tuple[str, str], grpc.aio.Channel] = {}
 
     def channel(self, service: descriptor.ServiceDescriptor, target: str) -> grpc.aio.Channel:

@@ -4,8 +4,11 @@ A service's ``__main__`` is one line, ``main("catalog", build, MIGRATIONS)``: it
 or with the argument ``migrate`` only applies the database migrations. :func:`run`
 loads the settings, configures JSON logs and calls ``build`` inside the running event
 loop (channels and engines must be created there, grpc#32480), then serves until
-SIGTERM or SIGINT. Shutdown marks every health entry NOT_SERVING, stops accepting calls,
-gives in-flight calls ``grace_seconds`` to finish, runs the service's cleanups and exits 0.
+SIGTERM or SIGINT. It listens in plaintext, or with ``AGORA_TLS=mtls`` with the service's
+certificate, admitting only clients whose certificate the CA signed; the service's own
+outbound clients then present that certificate too (:mod:`runtime.tls`). Shutdown marks
+every health entry NOT_SERVING, stops accepting calls, gives in-flight calls
+``grace_seconds`` to finish, runs the service's cleanups and exits 0.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from runtime.interceptors import RuntimeInterceptor
 from runtime.logs import configure_logging
 from runtime.policy import method_rules, services_named
 from runtime.reflection import enable_reflection
+from runtime.tls import channel_credentials, read_material, server_credentials, use_for_clients
 from runtime.validation import compile_rules
 
 log = logging.getLogger("agora.server")
@@ -83,12 +87,16 @@ async def running(
             contracts declares no access rule (access is denied by default).
         runtime.validation.ValidationRulesError: before anything listens, if the
             validation rules of a request of the service's contracts do not compile.
+        runtime.config.ConfigError: before anything listens, if the TLS files of
+            ``settings.tls`` are unusable.
     """
     services = services_named(service.service_names)
     rules = method_rules(services)
     compile_rules(services)
+    tls = settings.tls
+    credentials = None if tls is None else server_credentials(tls)
     # The channel to identity for its keys, closed after the cleanups.
-    identity_clients = ClientFactory()
+    identity_clients = ClientFactory(credentials=channel_credentials(tls))
     access = access_control(
         rules,
         service.jwks or GrpcJwksFetcher(identity_clients, peer_address("identity")),
@@ -96,6 +104,7 @@ async def running(
         rate_per_second=settings.rate_limit_per_second,
         burst=settings.rate_limit_burst,
         trust_loopback=settings.trust_loopback,
+        certificates=tls is not None,
         clock=service.token_clock or time.time,
     )
     runtime_interceptor = RuntimeInterceptor(service.domain, rules, access=access)
@@ -117,7 +126,11 @@ async def running(
         health_servicer, service.service_names, service.readiness, settings.readiness_interval
     )
     await readiness.check_once()
-    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    address = f"{settings.host}:{settings.port}"
+    if credentials is None:
+        port = server.add_insecure_port(address)
+    else:
+        port = server.add_secure_port(address, credentials)
     if port == 0:
         raise OSError(f"cannot listen on {settings.host}:{settings.port}")
     await server.start()
@@ -128,7 +141,12 @@ async def running(
     ]
     log.info(
         "serving",
-        extra={"address": f"{settings.host}:{port}", "port": port, "ready": readiness.ready},
+        extra={
+            "address": f"{settings.host}:{port}",
+            "port": port,
+            "ready": readiness.ready,
+            "tls": "off" if tls is None else "mtls",
+        },
     )
     try:
         yield port
@@ -203,6 +221,10 @@ async def serve(build: Build, settings: ServerSettings) -> None:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
+    if settings.tls is not None:
+        read_material(settings.tls)  # unusable files stop the start before anything is built
+    # The service's own clients (made in build) present its certificate in mTLS mode.
+    use_for_clients(settings.tls)
     service = await build(settings)
     async with running(service, settings):
         await stop.wait()

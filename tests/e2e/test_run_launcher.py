@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from runtime.config import DEFAULT_PORTS
+from tests.support.certs import make_certs, tls_env, tls_files
 from tests.support.nats import server_info
 from tests.support.processes import (
     REPO,
@@ -32,6 +33,7 @@ from tests.support.processes import (
     clean_environment,
     die_with_parent,
     free_ports,
+    health_status,
     implemented_services,
     proc_cmdline,
     proc_info,
@@ -359,3 +361,48 @@ def test_an_unusable_port_variable_is_named_before_anything_starts(
 
     assert result.returncode == 2
     assert f"AGORA_{name.upper()}_PORT='http'" in result.stderr
+
+
+def test_with_agora_tls_mtls_every_service_serves_over_mtls_with_certificates_made_before(
+    env: dict[str, str], tmp_path: Path, grpcurl_binary: Path
+) -> None:
+    certs = tmp_path / "certs"
+    make_certs(certs)
+    operator = tls_files(certs)
+    env.update(tls_env(certs))
+    # One certificate for every service cannot be right: each takes its own.
+    env["AGORA_TLS_CERT"] = str(operator.cert)
+    with launched(env) as launcher:
+        started = launcher.wait_for_banner()
+
+        assert list(started) == implemented_services(), launcher.output()
+        assert "ignoring AGORA_TLS_CERT" in launcher.stderr.text
+        for name, child in started.items():
+            child_env = proc_environ(child.info.pid)
+            assert child_env["AGORA_TLS"] == "mtls"
+            assert Path(child_env["AGORA_CERTS_DIR"]) == certs.resolve()
+            assert "AGORA_TLS_CERT" not in child_env
+            assert health_status(child.address) == "UNAVAILABLE", name  # plaintext is refused
+            grpcurl = Grpcurl(grpcurl_binary, child.address, tls=operator)
+            assert grpcurl.call("grpc.health.v1.Health/Check") == {"status": "SERVING"}
+            flags = f"-cacert {operator.ca} -cert {operator.cert} -key {operator.key}"
+            assert f"{flags} {child.address} list" in launcher.stdout.text, launcher.output()
+        assert "-plaintext" not in launcher.stdout.text
+
+        launcher.process.send_signal(signal.SIGTERM)
+        status = launcher.process.wait(timeout=LAUNCHER_STOP_TIMEOUT_S)
+
+        assert status == 0, launcher.output()
+
+
+def test_mtls_without_certificates_stops_the_launch_and_says_how_to_make_them(
+    env: dict[str, str], tmp_path: Path, data_dir: Path
+) -> None:
+    env.update(tls_env(tmp_path / "no-certs"))
+
+    result = run_to_completion(env)
+
+    assert result.returncode == 2, result.stderr
+    assert "make certs" in result.stderr
+    assert BANNER_END not in result.stdout
+    assert not data_dir.exists() or not any(data_dir.iterdir())

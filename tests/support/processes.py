@@ -30,7 +30,7 @@ from typing import IO, Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from runtime.config import DEFAULT_PORTS
+from runtime.config import DEFAULT_PORTS, TlsSettings
 
 REPO = Path(__file__).resolve().parents[2]
 GRPCURL = REPO / ".bin" / "grpcurl"
@@ -188,9 +188,23 @@ _FAST_RECONNECT = [
 ]
 
 
-def health_status(address: str, service: str = "", timeout: float = 2.0) -> str:
-    """The health ``Check`` status name for ``service``, or the gRPC code name on failure."""
-    with grpc.insecure_channel(address, _FAST_RECONNECT) as channel:
+def health_status(
+    address: str,
+    service: str = "",
+    timeout: float = 2.0,
+    credentials: grpc.ChannelCredentials | None = None,
+) -> str:
+    """The health ``Check`` status name for ``service``, or the gRPC code name on failure.
+
+    ``credentials`` for a service in mTLS mode (:func:`tests.support.certs.credentials`);
+    plaintext without.
+    """
+    channel = (
+        grpc.insecure_channel(address, _FAST_RECONNECT)
+        if credentials is None
+        else grpc.secure_channel(address, credentials, _FAST_RECONNECT)
+    )
+    with channel:
         stub = health_pb2_grpc.HealthStub(channel)  # type: ignore[no-untyped-call]
         try:
             response = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)
@@ -211,6 +225,8 @@ class ServiceProcess:
     address: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    #: What the test's health checks present: None for plaintext, else mTLS credentials.
+    credentials: grpc.ChannelCredentials | None = None
 
     @property
     def pid(self) -> int:
@@ -262,7 +278,7 @@ class ServiceProcess:
                     f"{self.name} exited with status {self.process.returncode} before serving:\n"
                     + self.tail()
                 )
-            if health_status(self.address, timeout=1.0) == "SERVING":
+            if health_status(self.address, timeout=1.0, credentials=self.credentials) == "SERVING":
                 return
             if time.monotonic() >= deadline:
                 raise ProcessFailed(
@@ -280,10 +296,12 @@ def start_service(
     *,
     port: int | None = None,
     env: Mapping[str, str] | None = None,
+    credentials: grpc.ChannelCredentials | None = None,
 ) -> ServiceProcess:
     """Starts ``python -m <name>`` on ``127.0.0.1:<port>`` with its data in ``data_dir``.
 
-    It does not wait for the service: see :meth:`ServiceProcess.wait_until_serving`.
+    It does not wait for the service: see :meth:`ServiceProcess.wait_until_serving`, whose
+    health checks present ``credentials`` (for a service started with ``AGORA_TLS=mtls``).
     """
     port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -307,7 +325,7 @@ def start_service(
             stderr=subprocess.STDOUT,
             preexec_fn=die_with_parent(),
         )
-    return ServiceProcess(name, f"127.0.0.1:{port}", process, log_path)
+    return ServiceProcess(name, f"127.0.0.1:{port}", process, log_path, credentials)
 
 
 @contextlib.contextmanager
@@ -317,9 +335,10 @@ def running_service(
     *,
     port: int | None = None,
     env: Mapping[str, str] | None = None,
+    credentials: grpc.ChannelCredentials | None = None,
 ) -> Iterator[ServiceProcess]:
     """Starts the service, waits until it is SERVING, and always stops it afterwards."""
-    service = start_service(name, data_dir, port=port, env=env)
+    service = start_service(name, data_dir, port=port, env=env, credentials=credentials)
     try:
         service.wait_until_serving()
         yield service
@@ -421,15 +440,31 @@ class GrpcStatus:
 
 
 class Grpcurl:
-    """Runs the grpcurl binary against one plaintext address, discovering APIs by reflection."""
+    """Runs the grpcurl binary against one address, discovering APIs by reflection.
 
-    def __init__(self, binary: Path, address: str) -> None:
+    Plaintext, or mutual TLS with ``tls``'s files (``-cacert -cert -key``).
+    """
+
+    def __init__(self, binary: Path, address: str, tls: TlsSettings | None = None) -> None:
         self.binary = binary
         self.address = address
+        self.tls = tls
 
     def run(self, *args: str, data: object = None, options: Sequence[str] = ()) -> GrpcurlResult:
-        """``grpcurl -plaintext [options] [-d JSON] ADDRESS args...``."""
-        argv = [str(self.binary), "-plaintext", "-max-time", "20", *options]
+        """``grpcurl -plaintext [options] [-d JSON] ADDRESS args...`` (or the TLS flags)."""
+        transport = (
+            ["-plaintext"]
+            if self.tls is None
+            else [
+                "-cacert",
+                str(self.tls.ca),
+                "-cert",
+                str(self.tls.cert),
+                "-key",
+                str(self.tls.key),
+            ]
+        )
+        argv = [str(self.binary), *transport, "-max-time", "20", *options]
         if data is not None:
             argv += ["-d", json.dumps(data)]
         argv += [self.address, *args]

@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import grpc
 import nats
 from google.protobuf.message import DecodeError, Message
 from google.type import money_pb2
@@ -55,6 +56,7 @@ from agora_sdk import (
 )
 from runtime.broker import stream_name
 from runtime.outbox import EVENT_ID_HEADER, EVENT_TYPE_HEADER, TRACEPARENT_HEADER
+from tests.support.certs import credentials, tls_env
 from tests.support.nats import NatsServer
 from tests.support.processes import ServiceProcess, free_port, start_service, stop_process
 
@@ -93,6 +95,9 @@ class Shop:
     ports: dict[str, int]
     envs: dict[str, dict[str, str]]
     running: dict[str, ServiceProcess] = field(default_factory=dict)
+    #: What the test presents to the services: None for plaintext, else the operator's
+    #: certificate (a shop in mTLS mode).
+    credentials: grpc.ChannelCredentials | None = None
 
     @property
     def catalog(self) -> ServiceProcess:
@@ -174,7 +179,9 @@ class Shop:
     ) -> ServiceProcess:
         """Starts ``name`` (again) on its port and data directory; ``wait`` until it serves."""
         env = {**self.envs[name], **(extra_env or {})}
-        process = start_service(name, self.data_dir / name, port=self.ports[name], env=env)
+        process = start_service(
+            name, self.data_dir / name, port=self.ports[name], env=env, credentials=self.credentials
+        )
         self.running[name] = process
         if wait:
             process.wait_until_serving()
@@ -197,7 +204,7 @@ class Shop:
 
     @contextlib.asynccontextmanager
     async def clients(self) -> AsyncIterator[ShopClients]:
-        factory = ClientFactory()
+        factory = ClientFactory(credentials=self.credentials)
         # A service this shop does not run answers UNAVAILABLE from port 1.
         address = {name: f"127.0.0.1:{port}" for name, port in self.ports.items()}
         for name in CHECKOUT_SERVICES + NOTIFICATION_SERVICES:
@@ -225,6 +232,7 @@ def running_shop(
     only: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
     service_env: Mapping[str, Mapping[str, str]] | None = None,
+    tls_dir: Path | None = None,
 ) -> Iterator[Shop]:
     """Starts the services (in parallel), waits until all serve, stops them (and NATS) after.
 
@@ -232,7 +240,9 @@ def running_shop(
     sign-ups give notifications its users' addresses) and notifications, whose maildir is
     ``data_dir/notifications/mail``; ``only`` names the services instead. ``env`` goes to
     every service, ``service_env`` to the one it names (after ``orders_env`` and
-    ``payments_env``).
+    ``payments_env``). With ``tls_dir`` (certificates as ``make certs`` makes them) every
+    service runs in mTLS mode, and the test's health checks and clients present the
+    operator's certificate.
     """
     names = tuple(only) or (
         CHECKOUT_SERVICES + (NOTIFICATION_SERVICES if with_notifications else ())
@@ -241,6 +251,8 @@ def running_shop(
     peers = {f"AGORA_{name.upper()}_ADDR": f"127.0.0.1:{port}" for name, port in ports.items()}
     broker = NatsServer(store_dir=data_dir / "nats" / "store")
     peers["NATS_URL"] = broker.url
+    if tls_dir is not None:
+        peers.update(tls_env(tls_dir))
     common = {**peers, **(env or {})}
     own: dict[str, Mapping[str, str]] = {
         "inventory": {"INVENTORY_SWEEP_INTERVAL_SECONDS": "0.2"},
@@ -253,7 +265,9 @@ def running_shop(
     }
     extra = service_env or {}
     envs = {name: {**common, **own.get(name, {}), **extra.get(name, {})} for name in names}
-    shop = Shop(data_dir, broker, ports, envs)
+    shop = Shop(
+        data_dir, broker, ports, envs, credentials=None if tls_dir is None else credentials(tls_dir)
+    )
     try:
         broker.start()
         broker.wait_ready()

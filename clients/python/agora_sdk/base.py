@@ -54,7 +54,10 @@ class ServiceClient(ABC, Generic[StubT]):
             round robin); default: where :func:`runtime.config.peer_address` says the
             service runs (``AGORA_<SERVICE>_ADDR``, else its default port on loopback).
         factory: a factory shared with other clients, so they share channels; the owner
-            closes it. Without one the client makes its own and closes it in :meth:`close`.
+            closes it. Without one the client makes its own and closes it in :meth:`close`:
+            plaintext, or with ``AGORA_TLS=mtls`` mutual TLS with the operator's
+            certificate (:func:`runtime.tls.default_channel_credentials`); pass a
+            ``ClientFactory(credentials=...)`` to present another.
         token: an access token sent as ``authorization: Bearer <token>`` on every call.
     """
 
