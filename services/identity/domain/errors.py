@@ -72,19 +72,14 @@ class RefreshTokenExpired(Unauthenticated):
         super().__init__("the refresh token has expired; log in again")
 
 
-class CallerUnauthenticated(Unauthenticated):
-    """No access token, or one that does not verify."""
-
-    reason = "UNAUTHENTICATED"
-
-    def __init__(self, why: str) -> None:
-        super().__init__(
-            f"this call needs a valid access token as `authorization: Bearer <token>`: {why}"
-        )
-
-
 class ReadUserDenied(PermissionDenied):
-    reason = "PERMISSION_DENIED"
+    """The caller is another user, and no admin.
+
+    Also raised for a user that does not exist: permission is checked before existence
+    (AIP-211), so a user cannot probe which users exist.
+    """
+
+    reason = "NOT_RESOURCE_OWNER"
 
     def __init__(self, name: str) -> None:
         super().__init__(

@@ -1,4 +1,4 @@
-"""Identity's domain model: users, callers, refresh-token families and signing keys.
+"""Identity's domain model: users, refresh-token families and signing keys.
 
 Only rules live here. Hashing passwords and signing tokens are ports (see :mod:`ports`),
 so this module needs no cryptography library.
@@ -82,22 +82,6 @@ class User:
     @property
     def email_key(self) -> str:
         return email_key(self.email)
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who is calling, as an access token says: the user and the roles it grants."""
-
-    user_id: str
-    roles: tuple[str, ...] = ()
-
-    @property
-    def is_admin(self) -> bool:
-        return ADMIN in self.roles
-
-    def may_read_user(self, user_id: str) -> bool:
-        """A user may read itself; an admin may read anyone."""
-        return self.is_admin or self.user_id == user_id
 
 
 @dataclass(frozen=True)

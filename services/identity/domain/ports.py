@@ -96,22 +96,18 @@ class PasswordHasher(abc.ABC):
 
 
 class TokenSigner(abc.ABC):
-    """Makes signing keys and signs and verifies access tokens with them."""
+    """Makes signing keys and signs access tokens with them.
+
+    Identity does not verify its own access tokens here: the runtime verifies every
+    service's callers, identity's included, against the keys
+    :func:`~identity.domain.usecases.get_jwks` publishes.
+    """
 
     @abc.abstractmethod
     def new_key(self, now: datetime) -> SigningKey: ...
 
     @abc.abstractmethod
     def sign(self, token: AccessToken, key: SigningKey) -> str: ...
-
-    @abc.abstractmethod
-    def verify(self, token: str, keys: Sequence[SigningKey], now: datetime) -> AccessToken:
-        """The claims of ``token`` if one of ``keys`` signed it and it has not expired.
-
-        Raises:
-            CallerUnauthenticated: if the token is malformed, unsigned by ``keys``, for
-                another issuer, or expired.
-        """
 
 
 class UnitOfWork(unit_of_work.UnitOfWork):

@@ -14,7 +14,6 @@ from datetime import datetime
 
 from identity.domain.commands import Login, RefreshTokens, SignUp
 from identity.domain.errors import (
-    CallerUnauthenticated,
     InvalidCredentials,
     ReadUserDenied,
     RefreshTokenExpired,
@@ -29,7 +28,6 @@ from identity.domain.model import (
     CUSTOMER,
     MAX_REFRESH_TOKEN,
     AccessToken,
-    Caller,
     IssuedTokens,
     RefreshTokenRecord,
     SigningKey,
@@ -151,25 +149,19 @@ async def refresh_tokens(
     return issued
 
 
-async def authenticate(
-    uow: UnitOfWork,
-    signer: TokenSigner,
-    lifetimes: TokenLifetimes,
-    access_token: str | None,
-    now: datetime,
-) -> Caller:
-    """The caller an access token names, verified with identity's own keys."""
-    if not access_token:
-        raise CallerUnauthenticated("no access token was sent")
-    async with uow.reading():
-        keys = await uow.keys.verifying(retired_after=now - lifetimes.access)
-    token = signer.verify(access_token, keys, now)
-    return Caller(user_id=token.user_id, roles=token.roles)
+async def get_user(uow: UnitOfWork, user_id: str, *, restricted_to: str | None) -> User:
+    """The user, if the caller may read it.
 
+    Args:
+        restricted_to: the id of the user the caller is, when it may read no one else;
+            None for a caller that may read every user (an admin, another service).
 
-async def get_user(uow: UnitOfWork, caller: Caller, user_id: str) -> User:
-    # Permission first, so a denied caller cannot learn whether the user exists.
-    if not caller.may_read_user(user_id):
+    Raises:
+        ReadUserDenied: the caller is restricted to another user, whether or not this one
+            exists: permission first, so a denied caller cannot learn who has an account.
+        UserNotFound: for a caller that may read every user.
+    """
+    if restricted_to is not None and restricted_to != user_id:
         raise ReadUserDenied(user_name(user_id))
     async with uow.reading():
         return await _require_user(uow, user_id)

@@ -1,6 +1,9 @@
 """The thin gRPC adapter of identity: convert, call one use case, convert back.
 
 No status codes here: domain and conversion errors are mapped by the runtime interceptor.
+The runtime also authenticates GetUser's caller, with identity's own keys, as it does in
+every service; the servicer tells the use case whom that caller may read
+(:func:`runtime.access.restricted_to`).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from identity.domain import usecases
 from identity.domain.model import TokenLifetimes
 from identity.domain.ports import PasswordHasher, TokenSigner, UnitOfWork
 from identity.entrypoints import convert
-from identity.entrypoints.auth import BearerAuthenticator
+from runtime.access import restricted_to
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -38,7 +41,6 @@ class IdentityServicer(identity_service_pb2_grpc.IdentityServiceServicer):
         self._signer = signer
         self._lifetimes = lifetimes
         self._clock = clock
-        self._authenticator = BearerAuthenticator(uow, signer, lifetimes, clock)
 
     async def SignUp(self, request: pb.SignUpRequest, context: Context) -> pb.SignUpResponse:
         command = convert.sign_up_command(request)
@@ -62,9 +64,8 @@ class IdentityServicer(identity_service_pb2_grpc.IdentityServiceServicer):
         return convert.refresh_token_response(tokens)
 
     async def GetUser(self, request: pb.GetUserRequest, context: Context) -> pb.GetUserResponse:
-        caller = await self._authenticator.caller(context)
         user_id = convert.parse_user_name(request.name)
-        user = await usecases.get_user(self._uow(), caller, user_id)
+        user = await usecases.get_user(self._uow(), user_id, restricted_to=restricted_to())
         return pb.GetUserResponse(user=convert.user_to_proto(user))
 
     async def GetJwks(self, request: pb.GetJwksRequest, context: Context) -> pb.GetJwksResponse:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runtime.errors import FailedPrecondition, NotFound
+from runtime.errors import FailedPrecondition, NotFound, PermissionDenied
 
 DOMAIN = "notifications.agora"
 
@@ -12,6 +12,34 @@ class NotificationNotFound(NotFound):
 
     def __init__(self, name: str) -> None:
         super().__init__(f"notification {name!r} does not exist", metadata={"notification": name})
+
+
+class NotNotificationRecipient(PermissionDenied):
+    """The caller is a user other than the notification's recipient, and no admin.
+
+    Also raised for a notification that does not exist: permission is checked before
+    existence (AIP-211), so a user cannot probe which notifications exist.
+    """
+
+    reason = "NOT_RESOURCE_OWNER"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"notification {name!r} is not one of yours: only its recipient and admins may see it",
+            metadata={"notification": name},
+        )
+
+
+class ActingForAnotherUser(PermissionDenied):
+    """A user (no admin) asks for the notifications of another recipient."""
+
+    reason = "NOT_RESOURCE_OWNER"
+
+    def __init__(self, recipient: str) -> None:
+        super().__init__(
+            f"you may only list your own notifications, not those of {recipient!r}",
+            metadata={"recipient": recipient},
+        )
 
 
 class RecipientUnknown(FailedPrecondition):

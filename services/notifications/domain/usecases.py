@@ -12,12 +12,18 @@ records the outcome (``SENT``, or a failed attempt) with a conditional update, a
 ``NotificationSent`` through the outbox in the same transaction as ``SENT``. A crash
 between the sink's acceptance and that update means one more delivery of the same
 message (same file name, same Message-ID): delivery is at least once, per notification.
+
+Users see only the notifications sent to them. The use cases that read take
+``restricted_to``: the id of the user the caller is, when it may see no one else's, or
+None for a caller that sees every recipient's (an admin, another service). The entrypoint
+works it out from the call's credentials; the rule itself is applied here.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 
 from notifications.domain import messages
@@ -28,7 +34,12 @@ from notifications.domain.commands import (
     NotifyPaymentRefunded,
     WelcomeUser,
 )
-from notifications.domain.errors import NotificationNotFound, RecipientUnknown
+from notifications.domain.errors import (
+    ActingForAnotherUser,
+    NotificationNotFound,
+    NotNotificationRecipient,
+    RecipientUnknown,
+)
 from notifications.domain.events import NotificationSent
 from notifications.domain.model import (
     Contact,
@@ -91,15 +102,40 @@ async def _contact(uow: UnitOfWork, user_id: str, event_type: EventType) -> Cont
     return contact
 
 
-async def get_notification(uow: UnitOfWork, notification_id: str) -> Notification:
+async def get_notification(
+    uow: UnitOfWork, notification_id: str, *, restricted_to: str | None
+) -> Notification:
+    """The notification, if the caller may see it.
+
+    Raises:
+        NotNotificationRecipient: the caller is restricted to another recipient's
+            notifications, whether or not this one exists.
+        NotificationNotFound: for a caller that may see every notification.
+    """
     async with uow:
         notification = await uow.notifications.get(notification_id)
+    if restricted_to is not None and (
+        notification is None or notification.recipient_id != restricted_to
+    ):
+        raise NotNotificationRecipient(f"notifications/{notification_id}")
     if notification is None:
         raise NotificationNotFound(f"notifications/{notification_id}")
     return notification
 
 
-async def list_notifications(uow: UnitOfWork, query: NotificationQuery) -> Page:
+async def list_notifications(
+    uow: UnitOfWork, query: NotificationQuery, *, restricted_to: str | None
+) -> Page:
+    """A page of notifications; a restricted caller's query is limited to its own.
+
+    Raises:
+        ActingForAnotherUser: the query names a recipient the caller may not act for.
+    """
+    if restricted_to is not None:
+        if query.recipient_id is None:
+            query = replace(query, recipient_id=restricted_to)
+        elif query.recipient_id != restricted_to:
+            raise ActingForAnotherUser(f"users/{query.recipient_id}")
     async with uow:
         return await uow.notifications.query(query)
 

@@ -1,6 +1,8 @@
 """The thin gRPC adapter of notifications: convert, call one use case, convert back.
 
 No status codes here: domain and conversion errors are mapped by the runtime interceptor.
+Every method tells its use case whose notifications the caller may see
+(:func:`runtime.access.restricted_to`: the caller the runtime authenticated).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from agora.notifications.v1 import notification_service_pb2_grpc
 from notifications.domain import usecases
 from notifications.domain.ports import UnitOfWork
 from notifications.entrypoints import convert
+from runtime.access import restricted_to
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -29,7 +32,7 @@ class NotificationServicer(notification_service_pb2_grpc.NotificationServiceServ
         self, request: pb.ListNotificationsRequest, context: Context
     ) -> pb.ListNotificationsResponse:
         query = convert.notification_query(request)
-        page = await usecases.list_notifications(self._uow(), query)
+        page = await usecases.list_notifications(self._uow(), query, restricted_to=restricted_to())
         return pb.ListNotificationsResponse(
             notifications=[convert.notification_to_proto(n) for n in page.items],
             next_page_token=convert.next_page_token(page.next_after, query),
@@ -39,5 +42,7 @@ class NotificationServicer(notification_service_pb2_grpc.NotificationServiceServ
         self, request: pb.GetNotificationRequest, context: Context
     ) -> pb.GetNotificationResponse:
         notification_id = convert.parse_notification_name(request.name)
-        notification = await usecases.get_notification(self._uow(), notification_id)
+        notification = await usecases.get_notification(
+            self._uow(), notification_id, restricted_to=restricted_to()
+        )
         return pb.GetNotificationResponse(notification=convert.notification_to_proto(notification))

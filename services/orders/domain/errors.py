@@ -10,6 +10,7 @@ from runtime.errors import (
     FieldViolation,
     InvalidArgument,
     NotFound,
+    PermissionDenied,
     Unavailable,
 )
 
@@ -21,6 +22,35 @@ class OrderNotFound(NotFound):
 
     def __init__(self, name: str) -> None:
         super().__init__(f"order {name!r} does not exist", metadata={"order": name})
+
+
+class NotOrderOwner(PermissionDenied):
+    """The caller is a user other than the one who placed the order, and no admin.
+
+    Also raised for an order that does not exist: permission is checked before existence
+    (AIP-211), so a user cannot probe which orders exist.
+    """
+
+    reason = "NOT_RESOURCE_OWNER"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"order {name!r} is not one of yours: only the user who placed it and admins "
+            "may see or change it",
+            metadata={"order": name},
+        )
+
+
+class ActingForAnotherUser(PermissionDenied):
+    """A user (no admin) names another user's orders, to place or list them."""
+
+    reason = "NOT_RESOURCE_OWNER"
+
+    def __init__(self, user: str) -> None:
+        super().__init__(
+            f"you may only place and list your own orders, not those of {user!r}",
+            metadata={"user": user},
+        )
 
 
 class OrderNotCancellable(FailedPrecondition):

@@ -8,6 +8,7 @@ from runtime.errors import (
     FieldViolation,
     InvalidArgument,
     NotFound,
+    PermissionDenied,
     Unavailable,
 )
 
@@ -19,6 +20,34 @@ class PaymentNotFound(NotFound):
 
     def __init__(self, name: str) -> None:
         super().__init__(f"payment {name!r} does not exist", metadata={"payment": name})
+
+
+class NotPaymentOwner(PermissionDenied):
+    """The caller is a user other than the one who pays, and no admin.
+
+    Also raised for a payment that does not exist: permission is checked before existence
+    (AIP-211), so a user cannot probe which payments exist.
+    """
+
+    reason = "NOT_RESOURCE_OWNER"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"payment {name!r} is not one of yours: only the user who pays and admins may see it",
+            metadata={"payment": name},
+        )
+
+
+class ActingForAnotherUser(PermissionDenied):
+    """A user (no admin) asks for another user's payments."""
+
+    reason = "NOT_RESOURCE_OWNER"
+
+    def __init__(self, user: str) -> None:
+        super().__init__(
+            f"you may only list your own payments, not those of {user!r}",
+            metadata={"user": user},
+        )
 
 
 class PaymentNotCapturable(FailedPrecondition):

@@ -17,12 +17,19 @@ request id, so a repeat asks the processor again.
 Every save emits its events (``events.proto``, see
 :func:`~payments.domain.model.events_between`) in the transaction that makes it; a
 replay, a FAILED attempt and a call that fails without saving emit nothing.
+
+Users see only their own payments (those they pay). The use cases that read take
+``restricted_to``: the id of the user the caller is, when it may see no one else's, or
+None for a caller that sees every user's (an admin, another service). The entrypoint works
+it out from the call's credentials; the rule itself is applied here. The methods that
+change payments are for other services (and admins) only, as the contract declares.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable
+from dataclasses import replace
 from datetime import datetime
 from typing import TypeVar
 
@@ -33,6 +40,8 @@ from payments.domain.commands import (
     VoidPayment,
 )
 from payments.domain.errors import (
+    ActingForAnotherUser,
+    NotPaymentOwner,
     PaymentChanged,
     PaymentDeclined,
     PaymentNotFound,
@@ -174,12 +183,37 @@ async def refund_payment(
         return refunded
 
 
-async def get_payment(uow: UnitOfWork, payment_id: str) -> Payment:
+async def get_payment(uow: UnitOfWork, payment_id: str, *, restricted_to: str | None) -> Payment:
+    """The payment, if the caller may see it.
+
+    Raises:
+        NotPaymentOwner: the caller is restricted to another user's payments, whether or
+            not this one exists.
+        PaymentNotFound: for a caller that may see every payment.
+    """
     async with uow:
-        return await _require(uow, payment_id)
+        payment = await uow.payments.get(payment_id)
+    if restricted_to is not None and (payment is None or payment.user_id != restricted_to):
+        raise NotPaymentOwner(f"payments/{payment_id}")
+    if payment is None:
+        raise PaymentNotFound(f"payments/{payment_id}")
+    return payment
 
 
-async def list_payments(uow: UnitOfWork, query: PaymentQuery) -> Page:
+async def list_payments(uow: UnitOfWork, query: PaymentQuery, *, restricted_to: str | None) -> Page:
+    """A page of payments; a restricted caller's query is limited to its own payments.
+
+    Without a user filter, a restricted caller gets its own payments only (of the order
+    the query names, if any: payments do not know who placed an order, only who pays).
+
+    Raises:
+        ActingForAnotherUser: the query names a user the caller may not act for.
+    """
+    if restricted_to is not None:
+        if query.user_id is None:
+            query = replace(query, user_id=restricted_to)
+        elif query.user_id != restricted_to:
+            raise ActingForAnotherUser(f"users/{query.user_id}")
     async with uow:
         return await uow.payments.query(query)
 

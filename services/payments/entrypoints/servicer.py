@@ -1,6 +1,9 @@
 """The thin gRPC adapter of payments: convert, call one use case, convert back.
 
 No status codes here: domain and conversion errors are mapped by the runtime interceptor.
+The methods that read tell their use case whose payments the caller may see
+(:func:`runtime.access.restricted_to`: the caller the runtime authenticated); the others are
+for services and admins only, which the runtime enforces from the contract.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from agora.payments.v1 import payment_service_pb2_grpc
 from payments.domain import usecases
 from payments.domain.ports import CardProcessor, UnitOfWork
 from payments.entrypoints import convert
+from runtime.access import restricted_to
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -71,14 +75,14 @@ class PaymentServicer(payment_service_pb2_grpc.PaymentServiceServicer):
         self, request: pb.GetPaymentRequest, context: Context
     ) -> pb.GetPaymentResponse:
         payment_id = convert.parse_payment_name(request.name)
-        payment = await usecases.get_payment(self._uow(), payment_id)
+        payment = await usecases.get_payment(self._uow(), payment_id, restricted_to=restricted_to())
         return pb.GetPaymentResponse(payment=convert.payment_to_proto(payment))
 
     async def ListPayments(
         self, request: pb.ListPaymentsRequest, context: Context
     ) -> pb.ListPaymentsResponse:
         query = convert.payment_query(request)
-        page = await usecases.list_payments(self._uow(), query)
+        page = await usecases.list_payments(self._uow(), query, restricted_to=restricted_to())
         return pb.ListPaymentsResponse(
             payments=[convert.payment_to_proto(p) for p in page.items],
             next_page_token=convert.next_page_token(page.next_after, query),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -55,9 +56,15 @@ class Identity:
     clock: Clock
 
 
-@pytest.fixture
-async def identity(database_url: str, tmp_path: Path) -> AsyncIterator[Identity]:
-    """Identity served in-process on a free port, with its production wiring."""
+@contextlib.asynccontextmanager
+async def serve_identity(
+    database_url: str, tmp_path: Path, *, trust_loopback: bool = True
+) -> AsyncIterator[Identity]:
+    """Identity served in-process on a free port, with its production wiring.
+
+    With ``trust_loopback`` off, a call without a token is anonymous, as one from another
+    machine would be, rather than the local operator.
+    """
     settings = load_server_settings(
         "identity",
         environ={
@@ -65,6 +72,7 @@ async def identity(database_url: str, tmp_path: Path) -> AsyncIterator[Identity]
             "AGORA_DATA_DIR": str(tmp_path),
             "DATABASE_URL": database_url,
             "AGORA_GRACE_SECONDS": "1",
+            "AGORA_AUTH_TRUST_LOOPBACK": str(trust_loopback).lower(),
         },
     )
     clock = Clock()
@@ -80,6 +88,20 @@ async def identity(database_url: str, tmp_path: Path) -> AsyncIterator[Identity]
     finally:
         await engine.dispose()
         await hasher.close()
+
+
+@pytest.fixture
+async def identity(database_url: str, tmp_path: Path) -> AsyncIterator[Identity]:
+    """Identity as ``make run`` has it: loopback calls without a token are the local operator."""
+    async with serve_identity(database_url, tmp_path) as served:
+        yield served
+
+
+@pytest.fixture
+async def untrusting_identity(database_url: str, tmp_path: Path) -> AsyncIterator[Identity]:
+    """Identity as callers from another machine see it: every caller needs a token."""
+    async with serve_identity(database_url, tmp_path, trust_loopback=False) as served:
+        yield served
 
 
 def bearer(token: str) -> list[tuple[str, str]]:
@@ -249,7 +271,10 @@ async def test_refresh_rotates_and_reuse_revokes_the_family(identity: Identity) 
     await refresh_fails(other.refresh_token, "REFRESH_TOKEN_EXPIRED")
 
 
-async def test_get_user_needs_a_token_for_that_user_or_an_admin(identity: Identity) -> None:
+async def test_get_user_needs_a_token_for_that_user_or_an_admin(
+    untrusting_identity: Identity,
+) -> None:
+    identity = untrusting_identity
     stub = identity.stub
     ada = (await sign_up(stub)).user
     bob = (await sign_up(stub, "bob@example.com")).user
@@ -260,15 +285,23 @@ async def test_get_user_needs_a_token_for_that_user_or_an_admin(identity: Identi
             await stub.GetUser(pb.GetUserRequest(name=name), metadata=metadata)
         return caught.value
 
-    missing = await get_fails(ada.name, [])
-    assert missing.code() == grpc.StatusCode.UNAUTHENTICATED
-    assert error_info(missing).reason == "UNAUTHENTICATED"
-    for bad in (bearer("not-a-jwt"), [("authorization", f"Basic {ada_token}")]):
-        assert (await get_fails(ada.name, bad)).code() == grpc.StatusCode.UNAUTHENTICATED
+    # The runtime authenticates the caller, as in every service.
+    for metadata, reason in [
+        ([], "ACCESS_TOKEN_MISSING"),
+        (bearer("not-a-jwt"), "ACCESS_TOKEN_INVALID"),
+        ([("authorization", f"Basic {ada_token}")], "MALFORMED_AUTHORIZATION"),
+    ]:
+        refused = await get_fails(ada.name, metadata)
+        assert refused.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert (error_info(refused).reason, error_info(refused).domain) == (
+            reason,
+            "identity.agora",
+        )
 
     denied = await get_fails(bob.name, bearer(ada_token))
     assert denied.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert error_info(denied).reason == "PERMISSION_DENIED"
+    assert error_info(denied).reason == "NOT_RESOURCE_OWNER"
+    assert dict(error_info(denied).metadata) == {"user": bob.name}
     # Permission before existence: a stranger cannot probe for users.
     nobody = await get_fails("users/unobody", bearer(ada_token))
     assert nobody.code() == grpc.StatusCode.PERMISSION_DENIED
@@ -284,9 +317,25 @@ async def test_get_user_needs_a_token_for_that_user_or_an_admin(identity: Identi
     assert malformed.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert field_violations(malformed) == ["name"]
 
-    identity.clock.now = NOON + timedelta(minutes=15)
+    # Expired, beyond the runtime's tolerance for clock skew.
+    identity.clock.now = NOON + timedelta(minutes=15, seconds=31)
     expired = await get_fails(ada.name, bearer(ada_token))
     assert expired.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert error_info(expired).reason == "ACCESS_TOKEN_EXPIRED"
+
+
+async def test_the_local_operator_reads_any_user_and_a_token_still_names_its_user(
+    identity: Identity,
+) -> None:
+    stub = identity.stub
+    await sign_up(stub)
+    bob = (await sign_up(stub, "bob@example.com")).user
+    # A call from this machine without a token: the local operator, like another service.
+    assert (await stub.GetUser(pb.GetUserRequest(name=bob.name))).user == bob
+    ada_token = (await log_in(stub)).access_token
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.GetUser(pb.GetUserRequest(name=bob.name), metadata=bearer(ada_token))
+    assert error_info(caught.value).reason == "NOT_RESOURCE_OWNER"
 
 
 async def test_sign_up_refuses_taken_and_malformed_input(identity: Identity) -> None:

@@ -74,7 +74,9 @@ async def handle(engine: AsyncEngine, command: NotifyCommand, now: datetime = NO
 
 async def test_a_notification_round_trips(engine: AsyncEngine) -> None:
     created = await handle(engine, WELCOME_ALICE)
-    stored = await usecases.get_notification(SqlAlchemyUnitOfWork(engine), created.id)
+    stored = await usecases.get_notification(
+        SqlAlchemyUnitOfWork(engine), created.id, restricted_to=None
+    )
     assert stored == created
     async with SqlAlchemyUnitOfWork(engine) as uow:
         assert await uow.users.get("alice") == Contact("alice", "alice@example.com", "Alice")
@@ -111,7 +113,9 @@ async def test_the_database_refuses_a_second_notification_for_one_event(
 async def test_an_unknown_recipient_rolls_back_everything(engine: AsyncEngine) -> None:
     with pytest.raises(RecipientUnknown):
         await handle(engine, NotifyOrderConfirmed("confirmed-1", ORDER))
-    page = await usecases.list_notifications(SqlAlchemyUnitOfWork(engine), NotificationQuery(10))
+    page = await usecases.list_notifications(
+        SqlAlchemyUnitOfWork(engine), NotificationQuery(10), restricted_to=None
+    )
     assert page.items == []
 
 
@@ -135,7 +139,9 @@ async def test_listing_pages_newest_first_with_filters(engine: AsyncEngine) -> N
     seen: list[Notification] = []
     query = NotificationQuery(2)
     while True:
-        page = await usecases.list_notifications(SqlAlchemyUnitOfWork(engine), query)
+        page = await usecases.list_notifications(
+            SqlAlchemyUnitOfWork(engine), query, restricted_to=None
+        )
         seen.extend(page.items)
         if page.next_after is None:
             break
@@ -147,10 +153,11 @@ async def test_listing_pages_newest_first_with_filters(engine: AsyncEngine) -> N
     alice_orders = await usecases.list_notifications(
         SqlAlchemyUnitOfWork(engine),
         NotificationQuery(10, "alice", EventType.ORDER_CONFIRMED),
+        restricted_to=None,
     )
     assert [n.event_id for n in alice_orders.items] == ["confirmed-3", "confirmed-2", "confirmed-1"]
     bob = await usecases.list_notifications(
-        SqlAlchemyUnitOfWork(engine), NotificationQuery(10, "bob")
+        SqlAlchemyUnitOfWork(engine), NotificationQuery(10, "bob"), restricted_to=None
     )
     assert [n.event_id for n in bob.items] == ["signup-bob"]
 
@@ -180,7 +187,9 @@ async def test_a_delivery_marks_sent_and_leaves_notification_sent_in_the_outbox(
         await usecases.deliver_due(lambda: SqlAlchemyUnitOfWork(engine), sink, clock, RetryPolicy())
         == 0
     )
-    sent = await usecases.get_notification(SqlAlchemyUnitOfWork(engine), created.id)
+    sent = await usecases.get_notification(
+        SqlAlchemyUnitOfWork(engine), created.id, restricted_to=None
+    )
     assert (sent.state, sent.attempt_count, sent.send_time) == (
         NotificationState.SENT,
         1,
@@ -208,7 +217,9 @@ async def test_a_refusing_smtp_server_makes_the_notification_fail_after_five_att
             )
             clock.now += timedelta(seconds=8)
     assert attempts == 5
-    failed = await usecases.get_notification(SqlAlchemyUnitOfWork(engine), created.id)
+    failed = await usecases.get_notification(
+        SqlAlchemyUnitOfWork(engine), created.id, restricted_to=None
+    )
     assert (failed.state, failed.attempt_count) == (NotificationState.FAILED, 5)
     assert failed.last_error.startswith("SMTPSenderRefused")
     assert "sender refused" in failed.last_error

@@ -242,7 +242,9 @@ async def test_query_pages_one_users_orders_newest_first_with_a_state_filter(
         after = None
         while True:
             page = await usecases.list_orders(
-                SqlAlchemyUnitOfWork(engine), OrderQuery("alice", size, state, after)
+                SqlAlchemyUnitOfWork(engine),
+                OrderQuery("alice", size, state, after),
+                restricted_to=None,
             )
             found.append(list(page.items))
             if page.next_after is None:
@@ -256,7 +258,9 @@ async def test_query_pages_one_users_orders_newest_first_with_a_state_filter(
     cancelled = [o for o in newest_first if o.state is OrderState.CANCELLED]
     assert await pages(10, OrderState.CANCELLED) == [cancelled]
     assert await pages(10, OrderState.COMPLETED) == [[]]
-    nobody = await usecases.list_orders(SqlAlchemyUnitOfWork(engine), OrderQuery("carol", 10))
+    nobody = await usecases.list_orders(
+        SqlAlchemyUnitOfWork(engine), OrderQuery("carol", 10), restricted_to=None
+    )
     assert (list(nobody.items), nobody.next_after) == ([], None)
 
 
@@ -555,7 +559,7 @@ async def test_the_checkout_cancels_a_declined_order_and_releases_its_stock(
 
 async def cancel(engine: AsyncEngine, order_id: str) -> Order:
     return await usecases.cancel_order(
-        SqlAlchemyUnitOfWork(engine), CancelOrder(order_id, "", None), NOON
+        SqlAlchemyUnitOfWork(engine), CancelOrder(order_id, "", None), NOON, restricted_to=None
     )
 
 

@@ -30,6 +30,7 @@ from agora.orders.v1 import order_service_pb2 as pb
 from catalog.bootstrap import build as build_catalog
 from orders.bootstrap import build
 from orders.config import load_orders_settings
+from runtime.auth import JwksFetcher
 from runtime.config import load_server_settings
 from runtime.server import running
 from tests.support.processes import free_port
@@ -54,7 +55,11 @@ class Shop:
 
 @contextlib.asynccontextmanager
 async def serve_orders(
-    database_url: str, data_dir: Path, catalog_address: str, retry_max: float = 5.0
+    database_url: str,
+    data_dir: Path,
+    catalog_address: str,
+    retry_max: float = 5.0,
+    jwks: JwksFetcher | None = None,
 ) -> AsyncIterator[grpc.aio.Channel]:
     settings = load_server_settings(
         "orders",
@@ -78,6 +83,8 @@ async def serve_orders(
         }
     )
     service = await build(settings, options=options)
+    if jwks is not None:
+        service.jwks = jwks  # access tokens signed by the test rather than by identity
     async with (
         running(service, settings) as port,
         grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel,
@@ -108,9 +115,12 @@ async def stock_the_catalog(catalog: CatalogServiceAsyncStub) -> None:
 
 @contextlib.asynccontextmanager
 async def open_shop(
-    database_url: str, tmp_path: Path, retry_max: float = 5.0
+    database_url: str, tmp_path: Path, retry_max: float = 5.0, jwks: JwksFetcher | None = None
 ) -> AsyncIterator[Shop]:
-    """Orders on ``database_url`` and a real catalog (on SQLite) it prices from, in-process."""
+    """Orders on ``database_url`` and a real catalog (on SQLite) it prices from, in-process.
+
+    Orders verifies access tokens with the keys ``jwks`` fetches, if given.
+    """
     catalog_settings = load_server_settings(
         "catalog",
         environ={
@@ -124,7 +134,7 @@ async def open_shop(
         running(catalog_service, catalog_settings) as catalog_port,
         grpc.aio.insecure_channel(f"127.0.0.1:{catalog_port}") as catalog_channel,
         serve_orders(
-            database_url, tmp_path / "orders", f"127.0.0.1:{catalog_port}", retry_max
+            database_url, tmp_path / "orders", f"127.0.0.1:{catalog_port}", retry_max, jwks
         ) as channel,
     ):
         catalog = catalog_service_pb2_grpc.CatalogServiceStub(catalog_channel)

@@ -77,10 +77,15 @@ async def test_a_payment_round_trips_with_exact_amounts(engine: AsyncEngine) -> 
     payment = await authorize(
         engine, processor, "a1", amount=Money.of("EUR", 12_345_678_901, 990_000_000)
     )
-    stored = await usecases.get_payment(SqlAlchemyUnitOfWork(engine), payment.id)
+    stored = await usecases.get_payment(
+        SqlAlchemyUnitOfWork(engine), payment.id, restricted_to=None
+    )
     assert stored == payment
     captured = await capture(engine, processor, payment, "c1")
-    assert await usecases.get_payment(SqlAlchemyUnitOfWork(engine), payment.id) == captured
+    assert (
+        await usecases.get_payment(SqlAlchemyUnitOfWork(engine), payment.id, restricted_to=None)
+        == captured
+    )
 
 
 async def test_a_decline_and_its_replay_are_kept_in_the_database(engine: AsyncEngine) -> None:
@@ -92,7 +97,9 @@ async def test_a_decline_and_its_replay_are_kept_in_the_database(engine: AsyncEn
     assert again.value.metadata == first.value.metadata
     assert processor.calls["authorize"] == 1
     name = first.value.metadata["payment"]
-    stored = await usecases.get_payment(SqlAlchemyUnitOfWork(engine), name.split("/")[1])
+    stored = await usecases.get_payment(
+        SqlAlchemyUnitOfWork(engine), name.split("/")[1], restricted_to=None
+    )
     assert (stored.state, stored.failure_reason) == (PaymentState.DECLINED, "PAYMENT_DECLINED")
 
 
@@ -101,7 +108,9 @@ async def test_a_failed_authorization_is_committed_and_retried(engine: AsyncEngi
     with pytest.raises(ProcessorUnavailable) as caught:
         await authorize(engine, processor, "a1")
     payment_id = caught.value.metadata["payment"].split("/")[1]
-    failed = await usecases.get_payment(SqlAlchemyUnitOfWork(engine), payment_id)
+    failed = await usecases.get_payment(
+        SqlAlchemyUnitOfWork(engine), payment_id, restricted_to=None
+    )
     assert failed.state is PaymentState.FAILED
     processor.outcome = "approve"
     retried = await authorize(engine, processor, "a1")
@@ -128,14 +137,16 @@ async def test_listing_is_newest_first_filtered_and_keyset_paged(engine: AsyncEn
     after = None
     while True:
         page = await usecases.list_payments(
-            SqlAlchemyUnitOfWork(engine), PaymentQuery(2, after=after)
+            SqlAlchemyUnitOfWork(engine), PaymentQuery(2, after=after), restricted_to=None
         )
         seen += [p.id for p in page.items]
         if page.next_after is None:
             break
         after = page.next_after
     assert seen == [p.id for p in expected]
-    only_o2 = await usecases.list_payments(SqlAlchemyUnitOfWork(engine), PaymentQuery(10, "o2"))
+    only_o2 = await usecases.list_payments(
+        SqlAlchemyUnitOfWork(engine), PaymentQuery(10, "o2"), restricted_to=None
+    )
     assert [p.id for p in only_o2.items] == [p.id for p in expected if p.order_id == "o2"]
 
 
@@ -151,7 +162,9 @@ async def test_two_concurrent_captures_capture_once(engine: AsyncEngine) -> None
     refused = [r for r in results if isinstance(r, PaymentNotCapturable)]
     assert (len(captured), len(refused)) == (1, 1), results
     assert processor.calls["capture"] == 1
-    stored = await usecases.get_payment(SqlAlchemyUnitOfWork(engine), payment.id)
+    stored = await usecases.get_payment(
+        SqlAlchemyUnitOfWork(engine), payment.id, restricted_to=None
+    )
     assert (stored.state, stored.captured) == (PaymentState.CAPTURED, eur(100))
 
 
@@ -172,5 +185,7 @@ async def test_concurrent_refunds_never_exceed_the_captured_amount(engine: Async
     refused = [r for r in results if isinstance(r, RefundExceedsCaptured)]
     assert (len(refunded), len(refused)) == (3, 2), results
     assert processor.refunds == [eur(30)] * 3
-    stored = await usecases.get_payment(SqlAlchemyUnitOfWork(engine), payment.id)
+    stored = await usecases.get_payment(
+        SqlAlchemyUnitOfWork(engine), payment.id, restricted_to=None
+    )
     assert (stored.state, stored.refunded) == (PaymentState.PARTIALLY_REFUNDED, eur(90))

@@ -48,9 +48,15 @@ TEAS = ["assam", "ceylon", "darjeeling", "earl-grey", "genmaicha", "hojicha", "l
 
 @contextlib.asynccontextmanager
 async def serving(
-    name: str, data_dir: Path, build: Callable[[ServerSettings], Awaitable[Service]]
+    name: str,
+    data_dir: Path,
+    build: Callable[[ServerSettings], Awaitable[Service]],
+    **environ: str,
 ) -> AsyncIterator[str]:
-    """Serves what ``build`` makes on a free port and a fresh SQLite file; yields the address."""
+    """Serves what ``build`` makes on a free port and a fresh SQLite file; yields the address.
+
+    ``environ`` adds settings (``AGORA_AUTH_TRUST_LOOPBACK="false"``: every rule applies).
+    """
     settings = load_server_settings(
         name,
         environ={
@@ -58,6 +64,7 @@ async def serving(
             "AGORA_DATA_DIR": str(data_dir),
             "DATABASE_URL": f"sqlite+aiosqlite:///{data_dir / name}.db",
             "AGORA_GRACE_SECONDS": "1",
+            **environ,
         },
     )
     async with running(await build(settings), settings) as port:
@@ -81,7 +88,9 @@ async def identity_target(tmp_path: Path) -> AsyncIterator[str]:
         return await build_identity(settings, identity=IdentitySettings(), hasher=hasher)
 
     try:
-        async with serving("identity", tmp_path, build) as target:
+        async with serving(
+            "identity", tmp_path, build, AGORA_AUTH_TRUST_LOOPBACK="false"
+        ) as target:
             yield target
     finally:
         await hasher.close()

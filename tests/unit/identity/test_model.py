@@ -1,4 +1,4 @@
-"""Identity's rules: email, password and display-name checks, callers, families."""
+"""Identity's rules: email, password and display-name checks, token families."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from identity.domain import model
-from identity.domain.model import Caller, TokenFamily
+from identity.domain.model import TokenFamily
 
 NOON = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -60,12 +60,6 @@ def test_passwords_are_8_to_128_code_points(password: str, ok: bool) -> None:
 )
 def test_display_names_are_1_to_100_characters_once_stripped(name: str, ok: bool) -> None:
     assert (model.validate_display_name(name, "display_name") == []) is ok
-
-
-def test_a_caller_reads_itself_and_an_admin_reads_anyone() -> None:
-    assert Caller("uada", ("customer",)).may_read_user("uada")
-    assert not Caller("ubob", ("customer",)).may_read_user("uada")
-    assert Caller("ubob", ("admin", "customer")).may_read_user("uada")
 
 
 def test_a_family_expires_at_its_expire_time() -> None:

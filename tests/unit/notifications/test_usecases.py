@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import grpc
 import pytest
 
 from notifications.domain import usecases
@@ -17,7 +18,12 @@ from notifications.domain.commands import (
     OrderSummary,
     WelcomeUser,
 )
-from notifications.domain.errors import NotificationNotFound, RecipientUnknown
+from notifications.domain.errors import (
+    ActingForAnotherUser,
+    NotificationNotFound,
+    NotNotificationRecipient,
+    RecipientUnknown,
+)
 from notifications.domain.events import NotificationSent
 from notifications.domain.model import (
     EventType,
@@ -27,6 +33,7 @@ from notifications.domain.model import (
     NotificationState,
     RetryPolicy,
 )
+from runtime.errors import PermissionDenied
 from tests.unit.notifications.fakes import FakeMailSink, FakeStore, FakeUnitOfWork
 
 NOON = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -151,26 +158,65 @@ async def test_get_and_list_notifications() -> None:
     confirmed = await handle(
         store, NotifyOrderConfirmed("confirmed-1", TEA_ORDER), NOON + timedelta(seconds=1)
     )
-    assert await usecases.get_notification(units(store), confirmed.id) == confirmed
+    assert (
+        await usecases.get_notification(units(store), confirmed.id, restricted_to=None) == confirmed
+    )
     with pytest.raises(NotificationNotFound):
-        await usecases.get_notification(units(store), "n-missing")
+        await usecases.get_notification(units(store), "n-missing", restricted_to=None)
 
-    page = await usecases.list_notifications(units(store), NotificationQuery(2))
+    page = await usecases.list_notifications(units(store), NotificationQuery(2), restricted_to=None)
     assert page.items[0] == confirmed  # newest first
     assert page.next_after is not None
     rest = await usecases.list_notifications(
-        units(store), NotificationQuery(2, after=page.next_after)
+        units(store), NotificationQuery(2, after=page.next_after), restricted_to=None
     )
     assert len(rest.items) == 1
     assert rest.next_after is None
 
-    alice = await usecases.list_notifications(units(store), NotificationQuery(10, "alice"))
+    alice = await usecases.list_notifications(
+        units(store), NotificationQuery(10, "alice"), restricted_to=None
+    )
     assert {n.event_type for n in alice.items} == {
         EventType.USER_SIGNED_UP,
         EventType.ORDER_CONFIRMED,
     }
     sign_ups = NotificationQuery(10, event_type=EventType.USER_SIGNED_UP)
-    assert len((await usecases.list_notifications(units(store), sign_ups)).items) == 2
+    assert (
+        len((await usecases.list_notifications(units(store), sign_ups, restricted_to=None)).items)
+        == 2
+    )
+
+
+def refusal(caught: pytest.ExceptionInfo[PermissionDenied]) -> tuple[object, ...]:
+    return (caught.value.code, caught.value.reason, caught.value.metadata)
+
+
+def not_owner(**metadata: str) -> tuple[object, ...]:
+    return (grpc.StatusCode.PERMISSION_DENIED, "NOT_RESOURCE_OWNER", metadata)
+
+
+async def test_a_user_sees_only_the_notifications_sent_to_them() -> None:
+    # ``restricted_to`` is the user a caller is, when it may see no one else's
+    # notifications; None (the test above) is an admin or another service.
+    store = FakeStore()
+    alice = await handle(store, WELCOME_ALICE, NOON)
+    bob = await handle(store, WelcomeUser("signup-2", "bob", "bob@example.com", "Bob"), NOON)
+    assert await usecases.get_notification(units(store), alice.id, restricted_to="alice") == alice
+    with pytest.raises(NotNotificationRecipient) as caught:
+        await usecases.get_notification(units(store), bob.id, restricted_to="alice")
+    assert refusal(caught) == not_owner(notification=bob.name)
+    # Permission before existence (AIP-211): a missing notification is no different.
+    with pytest.raises(NotNotificationRecipient):
+        await usecases.get_notification(units(store), "n-missing", restricted_to="alice")
+
+    for query in (NotificationQuery(10), NotificationQuery(10, "alice")):
+        page = await usecases.list_notifications(units(store), query, restricted_to="alice")
+        assert page.items == [alice]
+    with pytest.raises(ActingForAnotherUser) as listing:
+        await usecases.list_notifications(
+            units(store), NotificationQuery(10, "bob"), restricted_to="alice"
+        )
+    assert refusal(listing) == not_owner(recipient="users/bob")
 
 
 async def test_delivery_marks_sent_and_publishes_notification_sent_once() -> None:

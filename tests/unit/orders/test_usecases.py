@@ -10,7 +10,13 @@ import pytest
 
 from orders.domain import usecases
 from orders.domain.commands import CancelOrder, PlaceOrder
-from orders.domain.errors import EtagMismatch, OrderNotCancellable, OrderNotFound
+from orders.domain.errors import (
+    ActingForAnotherUser,
+    EtagMismatch,
+    NotOrderOwner,
+    OrderNotCancellable,
+    OrderNotFound,
+)
 from orders.domain.model import (
     CancellationReason,
     LineItem,
@@ -22,7 +28,7 @@ from orders.domain.model import (
     PricedProduct,
     Step,
 )
-from runtime.errors import AgoraError, FailedPrecondition, InvalidArgument
+from runtime.errors import AgoraError, FailedPrecondition, InvalidArgument, PermissionDenied
 from runtime.idempotency import Idempotency
 from tests.unit.orders.fakes import TEAPOT, TTL, FakeCatalog, Shop, ended
 
@@ -47,15 +53,28 @@ def placing(request_id: str = "req-1", items: tuple[LineItem, ...] = ITEMS) -> P
     return PlaceOrder("u1", items, "tok_visa", Idempotency(request_id, repr(items)))
 
 
-async def place(shop: Shop, catalog: FakeCatalog, command: PlaceOrder | None = None) -> Order:
-    return await usecases.place_order(shop.uow(), catalog, command or placing(), TTL, shop.clock())
+async def place(
+    shop: Shop,
+    catalog: FakeCatalog,
+    command: PlaceOrder | None = None,
+    restricted_to: str | None = None,
+) -> Order:
+    return await usecases.place_order(
+        shop.uow(), catalog, command or placing(), TTL, shop.clock(), restricted_to=restricted_to
+    )
 
 
 async def cancel(
-    shop: Shop, etag: str = "", request_id: str | None = None, order_id: str = "o1"
+    shop: Shop,
+    etag: str = "",
+    request_id: str | None = None,
+    order_id: str = "o1",
+    restricted_to: str | None = None,
 ) -> Order:
     once = Idempotency(request_id, "f") if request_id else None
-    return await usecases.cancel_order(shop.uow(), CancelOrder(order_id, etag, once), shop.clock())
+    return await usecases.cancel_order(
+        shop.uow(), CancelOrder(order_id, etag, once), shop.clock(), restricted_to=restricted_to
+    )
 
 
 def visible(order: Order) -> Order:
@@ -76,7 +95,7 @@ async def test_an_order_is_priced_from_the_catalog_and_stored_pending(
     assert order.total == Money("EUR", 38_200_000_000)
     assert (order.state, order.payment_token, len(order.history)) == (PENDING, "tok_visa", 1)
     catalog.products["teapot"] = PricedProduct("teapot", "Teapot", Money.of("EUR", 99))
-    assert (await usecases.get_order(shop.uow(), order.id)).total == order.total
+    assert (await usecases.get_order(shop.uow(), order.id, restricted_to=None)).total == order.total
 
 
 @pytest.mark.parametrize(
@@ -127,7 +146,7 @@ async def test_a_request_id_reused_for_another_order_is_refused(
 
 async def test_an_unknown_order_is_not_found(shop: Shop) -> None:
     with pytest.raises(OrderNotFound) as caught:
-        await usecases.get_order(shop.uow(), "nope")
+        await usecases.get_order(shop.uow(), "nope", restricted_to=None)
     assert caught.value.code is grpc.StatusCode.NOT_FOUND
     assert caught.value.reason == "ORDER_NOT_FOUND"
     assert caught.value.metadata == {"order": "orders/nope"}
@@ -138,13 +157,19 @@ async def test_orders_are_listed_newest_first_per_user_and_state(shop: Shop) -> 
         shop.place(order_id)
         shop.clock.advance(timedelta(seconds=1))
     shop.store.orders["o2"] = shop.order("o2").cancelled_by_customer(shop.clock())
-    first = await usecases.list_orders(shop.uow(), OrderQuery("u1", 2))
+    first = await usecases.list_orders(shop.uow(), OrderQuery("u1", 2), restricted_to=None)
     assert [o.id for o in first.items] == ["o3", "o2"]
-    rest = await usecases.list_orders(shop.uow(), OrderQuery("u1", 2, after=first.next_after))
+    rest = await usecases.list_orders(
+        shop.uow(), OrderQuery("u1", 2, after=first.next_after), restricted_to=None
+    )
     assert ([o.id for o in rest.items], rest.next_after) == (["o1"], None)
-    pending = await usecases.list_orders(shop.uow(), OrderQuery("u1", 5, OrderState.PENDING))
+    pending = await usecases.list_orders(
+        shop.uow(), OrderQuery("u1", 5, OrderState.PENDING), restricted_to=None
+    )
     assert [o.id for o in pending.items] == ["o3", "o1"]
-    assert (await usecases.list_orders(shop.uow(), OrderQuery("u2", 5))).items == []
+    assert (
+        await usecases.list_orders(shop.uow(), OrderQuery("u2", 5), restricted_to=None)
+    ).items == []
 
 
 # --- cancel ---------------------------------------------------------------------------------
@@ -249,3 +274,67 @@ async def test_an_order_already_cancelled_keeps_its_reason(shop: Shop) -> None:
 async def test_cancelling_an_unknown_order_is_not_found(shop: Shop) -> None:
     with pytest.raises(OrderNotFound):
         await cancel(shop, order_id="nope")
+
+
+# --- who may act on which order -------------------------------------------------------------
+#
+# ``restricted_to`` is the user a caller is, when it may act for no one else (a customer);
+# None is an admin or another service, who act for every user (the tests above).
+
+
+def refusal(caught: pytest.ExceptionInfo[PermissionDenied]) -> tuple[object, ...]:
+    return (caught.value.code, caught.value.reason, caught.value.metadata)
+
+
+def not_owner(**metadata: str) -> tuple[object, ...]:
+    return (grpc.StatusCode.PERMISSION_DENIED, "NOT_RESOURCE_OWNER", metadata)
+
+
+async def test_a_user_places_orders_for_themselves_only(shop: Shop, catalog: FakeCatalog) -> None:
+    with pytest.raises(ActingForAnotherUser) as caught:
+        await place(shop, catalog, restricted_to="u2")
+    assert refusal(caught) == not_owner(user="users/u1")
+    assert (shop.store.orders, shop.store.requests, catalog.calls) == ({}, {}, 0)
+    order = await place(shop, catalog, restricted_to="u1")
+    assert order.user_id == "u1"
+
+
+async def test_a_user_reads_their_own_orders_and_no_one_elses(shop: Shop) -> None:
+    shop.place()
+    assert await usecases.get_order(shop.uow(), "o1", restricted_to="u1") == shop.order()
+    with pytest.raises(NotOrderOwner) as caught:
+        await usecases.get_order(shop.uow(), "o1", restricted_to="u2")
+    assert refusal(caught) == not_owner(order="orders/o1")
+
+
+async def test_a_user_asking_for_a_missing_order_is_denied_not_told_it_is_missing(
+    shop: Shop,
+) -> None:
+    # AIP-211: permission is checked before existence, so no user can probe for orders.
+    with pytest.raises(NotOrderOwner) as caught:
+        await usecases.get_order(shop.uow(), "nope", restricted_to="u1")
+    assert refusal(caught) == not_owner(order="orders/nope")
+    with pytest.raises(NotOrderOwner):
+        await cancel(shop, order_id="nope", restricted_to="u1")
+
+
+async def test_a_user_lists_their_own_orders_and_no_one_elses(shop: Shop) -> None:
+    shop.place()
+    mine = await usecases.list_orders(shop.uow(), OrderQuery("u1", 5), restricted_to="u1")
+    assert [o.id for o in mine.items] == ["o1"]
+    with pytest.raises(ActingForAnotherUser) as caught:
+        await usecases.list_orders(shop.uow(), OrderQuery("u1", 5), restricted_to="u2")
+    assert refusal(caught) == not_owner(user="users/u1")
+
+
+async def test_a_user_cancels_their_own_orders_and_no_one_elses(shop: Shop) -> None:
+    placed = shop.place()
+    with pytest.raises(NotOrderOwner) as caught:
+        await cancel(shop, request_id="c-1", restricted_to="u2")
+    assert refusal(caught) == not_owner(order="orders/o1")
+    assert (shop.order(), shop.store.requests) == (placed, {})
+    cancelled = await cancel(shop, request_id="c-1", restricted_to="u1")
+    assert ended(cancelled) == BY_CUSTOMER
+    # Replaying the owner's request id does not hand the order to someone else either.
+    with pytest.raises(NotOrderOwner):
+        await cancel(shop, request_id="c-1", restricted_to="u2")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
+import grpc
 import pytest
 
 from payments.domain import usecases
@@ -15,7 +16,9 @@ from payments.domain.commands import (
     VoidPayment,
 )
 from payments.domain.errors import (
+    ActingForAnotherUser,
     CurrencyMismatch,
+    NotPaymentOwner,
     PaymentDeclined,
     PaymentNotCapturable,
     PaymentNotFound,
@@ -26,7 +29,7 @@ from payments.domain.errors import (
     RefundExceedsCaptured,
 )
 from payments.domain.model import Money, Payment, PaymentQuery, PaymentState
-from runtime.errors import InvalidArgument
+from runtime.errors import InvalidArgument, PermissionDenied
 from runtime.idempotency import Idempotency
 from tests.unit.payments.fakes import FakeCardProcessor, FakeStore, FakeUnitOfWork
 
@@ -235,7 +238,7 @@ async def test_a_missing_payment_is_not_found(
         )
     assert caught.value.metadata == {"payment": "payments/nope"}
     with pytest.raises(PaymentNotFound):
-        await usecases.get_payment(uow(store), "nope")
+        await usecases.get_payment(uow(store), "nope", restricted_to=None)
 
 
 # --- refunds --------------------------------------------------------------------------------
@@ -318,11 +321,70 @@ async def test_list_is_newest_first_and_filters(
             AuthorizePayment(order, "u1", eur(1), CARD, once(f"a{index}")),
             NOON.replace(minute=index),
         )
-    page = await usecases.list_payments(uow(store), PaymentQuery(10, order_id="o1"))
+    page = await usecases.list_payments(
+        uow(store), PaymentQuery(10, order_id="o1"), restricted_to=None
+    )
     assert [p.create_time.minute for p in page.items] == [2, 0]
-    first = await usecases.list_payments(uow(store), PaymentQuery(2))
+    first = await usecases.list_payments(uow(store), PaymentQuery(2), restricted_to=None)
     assert [p.create_time.minute for p in first.items] == [2, 1]
     assert first.next_after is not None
-    rest = await usecases.list_payments(uow(store), PaymentQuery(2, after=first.next_after))
+    rest = await usecases.list_payments(
+        uow(store), PaymentQuery(2, after=first.next_after), restricted_to=None
+    )
     assert [p.create_time.minute for p in rest.items] == [0]
     assert rest.next_after is None
+
+
+# --- who may see which payment --------------------------------------------------------------
+#
+# ``restricted_to`` is the user a caller is, when it may see no one else's payments (a
+# customer); None is an admin or another service, who see every user's (the tests above).
+
+
+def refusal(caught: pytest.ExceptionInfo[PermissionDenied]) -> tuple[object, ...]:
+    return (caught.value.code, caught.value.reason, caught.value.metadata)
+
+
+def not_owner(**metadata: str) -> tuple[object, ...]:
+    return (grpc.StatusCode.PERMISSION_DENIED, "NOT_RESOURCE_OWNER", metadata)
+
+
+async def pay(store: FakeStore, processor: FakeCardProcessor, order: str, user: str) -> Payment:
+    return await usecases.authorize_payment(
+        uow(store), processor, AuthorizePayment(order, user, eur(1), CARD, once(order)), NOON
+    )
+
+
+async def test_a_user_sees_the_payments_they_pay_and_no_one_elses(
+    store: FakeStore, processor: FakeCardProcessor
+) -> None:
+    ada = await pay(store, processor, "o1", "ada")
+    assert await usecases.get_payment(uow(store), ada.id, restricted_to="ada") == ada
+    with pytest.raises(NotPaymentOwner) as caught:
+        await usecases.get_payment(uow(store), ada.id, restricted_to="bob")
+    assert refusal(caught) == not_owner(payment=ada.name)
+    # Permission before existence (AIP-211): a missing payment is no different to a user.
+    with pytest.raises(NotPaymentOwner) as caught:
+        await usecases.get_payment(uow(store), "nope", restricted_to="ada")
+    assert refusal(caught) == not_owner(payment="payments/nope")
+
+
+async def test_a_users_list_holds_only_their_payments_unless_they_name_another_user(
+    store: FakeStore, processor: FakeCardProcessor
+) -> None:
+    ada = await pay(store, processor, "o1", "ada")
+    bob = await pay(store, processor, "o2", "bob")
+
+    async def listed(query: PaymentQuery, restricted_to: str | None) -> list[str]:
+        page = await usecases.list_payments(uow(store), query, restricted_to=restricted_to)
+        return [payment.id for payment in page.items]
+
+    assert await listed(PaymentQuery(10), "ada") == [ada.id]
+    assert await listed(PaymentQuery(10, user_id="ada"), "ada") == [ada.id]
+    # Another user's order holds none of this user's payments.
+    assert await listed(PaymentQuery(10, order_id="o2"), "ada") == []
+    assert await listed(PaymentQuery(10, order_id="o2"), "bob") == [bob.id]
+    assert sorted(await listed(PaymentQuery(10), None)) == sorted([ada.id, bob.id])
+    with pytest.raises(ActingForAnotherUser) as caught:
+        await listed(PaymentQuery(10, user_id="bob"), "ada")
+    assert refusal(caught) == not_owner(user="users/bob")

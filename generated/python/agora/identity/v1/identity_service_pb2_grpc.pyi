@@ -40,7 +40,8 @@ class IdentityServiceStub:
     token that was already rotated revokes the whole family.
 
     `SignUp`, `Login`, `RefreshToken` and `GetJwks` need no credentials. `GetUser` needs an
-    access token.
+    access token, or a call from another Agora service; identity checks the token as every
+    service does, against the keys `GetJwks` publishes.
 
     Every error carries a `google.rpc.ErrorInfo` with domain `identity.agora` and a reason
     such as `USER_NOT_FOUND`; invalid requests also carry a `google.rpc.BadRequest` listing
@@ -101,12 +102,15 @@ class IdentityServiceStub:
     GetUser: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.GetUserRequest, _identity_service_pb2.GetUserResponse]
     """Gets a user by name.
 
-    The caller must present an access token for that user or one with the `admin` role;
-    otherwise returns `UNAUTHENTICATED` (reason `UNAUTHENTICATED`) without a valid token
-    and `PERMISSION_DENIED` (reason `PERMISSION_DENIED`) for another user's token. The
-    permission check comes first, so a denied caller cannot learn whether a user exists.
-    Returns `NOT_FOUND` (reason `USER_NOT_FOUND`) if the user does not exist and
-    `INVALID_ARGUMENT` (reason `INVALID_ARGUMENT`) for a malformed name.
+    A user reads themselves only; admins (role `admin`) and other Agora services read any
+    user. Returns `UNAUTHENTICATED` without a valid access token (reason
+    `ACCESS_TOKEN_MISSING`, `ACCESS_TOKEN_INVALID`, `ACCESS_TOKEN_EXPIRED` or
+    `MALFORMED_AUTHORIZATION`) and `PERMISSION_DENIED` (reason `NOT_RESOURCE_OWNER`,
+    metadata `user`) if the caller is another user. Following AIP-211, the permission
+    check comes before the existence check, so a denied caller cannot learn whether a user
+    exists. Returns `NOT_FOUND` (reason `USER_NOT_FOUND`) to admins and services if the
+    user does not exist, and `INVALID_ARGUMENT` (reason `INVALID_ARGUMENT`) for a
+    malformed name.
     """
     GetJwks: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.GetJwksRequest, _identity_service_pb2.GetJwksResponse]
     """Gets the public keys that verify access tokens, as a JSON Web Key Set (RFC 7517).
@@ -131,7 +135,8 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     token that was already rotated revokes the whole family.
 
     `SignUp`, `Login`, `RefreshToken` and `GetJwks` need no credentials. `GetUser` needs an
-    access token.
+    access token, or a call from another Agora service; identity checks the token as every
+    service does, against the keys `GetJwks` publishes.
 
     Every error carries a `google.rpc.ErrorInfo` with domain `identity.agora` and a reason
     such as `USER_NOT_FOUND`; invalid requests also carry a `google.rpc.BadRequest` listing
@@ -189,12 +194,15 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     GetUser: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.GetUserRequest, _identity_service_pb2.GetUserResponse]  # type: ignore[assignment]
     """Gets a user by name.
 
-    The caller must present an access token for that user or one with the `admin` role;
-    otherwise returns `UNAUTHENTICATED` (reason `UNAUTHENTICATED`) without a valid token
-    and `PERMISSION_DENIED` (reason `PERMISSION_DENIED`) for another user's token. The
-    permission check comes first, so a denied caller cannot learn whether a user exists.
-    Returns `NOT_FOUND` (reason `USER_NOT_FOUND`) if the user does not exist and
-    `INVALID_ARGUMENT` (reason `INVALID_ARGUMENT`) for a malformed name.
+    A user reads themselves only; admins (role `admin`) and other Agora services read any
+    user. Returns `UNAUTHENTICATED` without a valid access token (reason
+    `ACCESS_TOKEN_MISSING`, `ACCESS_TOKEN_INVALID`, `ACCESS_TOKEN_EXPIRED` or
+    `MALFORMED_AUTHORIZATION`) and `PERMISSION_DENIED` (reason `NOT_RESOURCE_OWNER`,
+    metadata `user`) if the caller is another user. Following AIP-211, the permission
+    check comes before the existence check, so a denied caller cannot learn whether a user
+    exists. Returns `NOT_FOUND` (reason `USER_NOT_FOUND`) to admins and services if the
+    user does not exist, and `INVALID_ARGUMENT` (reason `INVALID_ARGUMENT`) for a
+    malformed name.
     """
     GetJwks: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.GetJwksRequest, _identity_service_pb2.GetJwksResponse]  # type: ignore[assignment]
     """Gets the public keys that verify access tokens, as a JSON Web Key Set (RFC 7517).
@@ -218,7 +226,8 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
     token that was already rotated revokes the whole family.
 
     `SignUp`, `Login`, `RefreshToken` and `GetJwks` need no credentials. `GetUser` needs an
-    access token.
+    access token, or a call from another Agora service; identity checks the token as every
+    service does, against the keys `GetJwks` publishes.
 
     Every error carries a `google.rpc.ErrorInfo` with domain `identity.agora` and a reason
     such as `USER_NOT_FOUND`; invalid requests also carry a `google.rpc.BadRequest` listing
@@ -298,12 +307,15 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_identity_service_pb2.GetUserResponse, _abc.Awaitable[_identity_service_pb2.GetUserResponse]]:
         """Gets a user by name.
 
-        The caller must present an access token for that user or one with the `admin` role;
-        otherwise returns `UNAUTHENTICATED` (reason `UNAUTHENTICATED`) without a valid token
-        and `PERMISSION_DENIED` (reason `PERMISSION_DENIED`) for another user's token. The
-        permission check comes first, so a denied caller cannot learn whether a user exists.
-        Returns `NOT_FOUND` (reason `USER_NOT_FOUND`) if the user does not exist and
-        `INVALID_ARGUMENT` (reason `INVALID_ARGUMENT`) for a malformed name.
+        A user reads themselves only; admins (role `admin`) and other Agora services read any
+        user. Returns `UNAUTHENTICATED` without a valid access token (reason
+        `ACCESS_TOKEN_MISSING`, `ACCESS_TOKEN_INVALID`, `ACCESS_TOKEN_EXPIRED` or
+        `MALFORMED_AUTHORIZATION`) and `PERMISSION_DENIED` (reason `NOT_RESOURCE_OWNER`,
+        metadata `user`) if the caller is another user. Following AIP-211, the permission
+        check comes before the existence check, so a denied caller cannot learn whether a user
+        exists. Returns `NOT_FOUND` (reason `USER_NOT_FOUND`) to admins and services if the
+        user does not exist, and `INVALID_ARGUMENT` (reason `INVALID_ARGUMENT`) for a
+        malformed name.
         """
 
     @_abc_1.abstractmethod

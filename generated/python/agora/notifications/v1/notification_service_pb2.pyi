@@ -38,7 +38,9 @@ class ListNotificationsRequest(_message.Message):
     page. Empty for the first page.
     """
     recipient: _builtins.str
-    """Only notifications for this user. Empty means every recipient.
+    """Only notifications for this user. Empty means every recipient the caller may see: all
+    of them for admins and other Agora services, the caller alone for any other user, who
+    may not name someone else.
     Format: `users/{user}`
     """
     event_type: _builtins.str

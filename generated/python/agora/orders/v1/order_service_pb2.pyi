@@ -30,7 +30,8 @@ class PlaceOrderRequest(_message.Message):
     PAYMENT_TOKEN_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     user: _builtins.str
-    """The user who places the order and pays for it.
+    """The user who places the order and pays for it: the caller, unless the caller is an
+    admin or another Agora service, who may place orders for any user.
     Format: `users/{user}`
     """
     payment_token: _builtins.str
@@ -153,7 +154,8 @@ class ListOrdersRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
     user: _builtins.str
-    """The user whose orders to list.
+    """The user whose orders to list: the caller, unless the caller is an admin or another
+    Agora service, who may list any user's orders.
     Format: `users/{user}`
     """
     page_size: _builtins.int

@@ -48,6 +48,15 @@ class OrderServiceStub:
     [OrderService.GetOrder][agora.orders.v1.OrderService.GetOrder] or through the events
     in `events.proto`.
 
+    Users see and change only their own orders: an order belongs to the user who placed it,
+    its `user`. Admins (role `admin`) and other Agora services act on every user's orders.
+    A user who names another user's order gets `PERMISSION_DENIED` (reason
+    `NOT_RESOURCE_OWNER`, metadata `order`), and one who names another user gets the same
+    with metadata `user`. As AIP-211 asks, permission is checked before existence: a user
+    who names an order that does not exist is refused the same way, so no user can learn
+    which orders exist; admins and services get `NOT_FOUND` instead. A call without a valid
+    access token gets `UNAUTHENTICATED`.
+
     Every error carries a `google.rpc.ErrorInfo` with domain `orders.agora` and a reason
     such as `ORDER_NOT_FOUND`; invalid requests return `INVALID_ARGUMENT` (reason
     `INVALID_ARGUMENT`) with a `google.rpc.BadRequest` listing each offending field.
@@ -109,6 +118,15 @@ class OrderServiceServicer:
     [OrderService.GetOrder][agora.orders.v1.OrderService.GetOrder] or through the events
     in `events.proto`.
 
+    Users see and change only their own orders: an order belongs to the user who placed it,
+    its `user`. Admins (role `admin`) and other Agora services act on every user's orders.
+    A user who names another user's order gets `PERMISSION_DENIED` (reason
+    `NOT_RESOURCE_OWNER`, metadata `order`), and one who names another user gets the same
+    with metadata `user`. As AIP-211 asks, permission is checked before existence: a user
+    who names an order that does not exist is refused the same way, so no user can learn
+    which orders exist; admins and services get `NOT_FOUND` instead. A call without a valid
+    access token gets `UNAUTHENTICATED`.
+
     Every error carries a `google.rpc.ErrorInfo` with domain `orders.agora` and a reason
     such as `ORDER_NOT_FOUND`; invalid requests return `INVALID_ARGUMENT` (reason
     `INVALID_ARGUMENT`) with a `google.rpc.BadRequest` listing each offending field.
@@ -121,6 +139,12 @@ class OrderServiceServicer:
 
     def PlaceOrder(self, request, context):
         """Places an order and starts its checkout, returning as soon as the order is accepted.
+
+        A user places orders for themselves only: `user` must be the caller, unless the
+        caller is an admin or another Agora service. It is required all the same, so a request
+        means the same whoever sends it. Returns `PERMISSION_DENIED` (reason
+        `NOT_RESOURCE_OWNER`, metadata `user`) for another user, before the catalog is asked
+        or the `request_id` looked up, and stores nothing.
 
         Before it returns, the call reads every product and its current price from the
         catalog, stores the order in state `ORDER_STATE_PENDING`, one line per item, priced
@@ -154,8 +178,13 @@ class OrderServiceServicer:
     def GetOrder(self, request, context):
         """Gets an order by name, with its state and checkout step history.
 
-        Returns `NOT_FOUND` (reason `ORDER_NOT_FOUND`, metadata `order`) if it does not
-        exist, and `INVALID_ARGUMENT` (reason `INVALID_ARGUMENT`) for a malformed name.
+        A user gets their own orders only; admins and other Agora services get any. Returns
+        `PERMISSION_DENIED` (reason `NOT_RESOURCE_OWNER`, metadata `order`) if the caller is
+        a user other than the one who placed the order, and also if no such order exists:
+        following AIP-211, permission is checked before existence, so a user cannot probe for
+        other users' orders. Returns `NOT_FOUND` (reason `ORDER_NOT_FOUND`, metadata `order`)
+        to admins and services if it does not exist, and `INVALID_ARGUMENT` (reason
+        `INVALID_ARGUMENT`) for a malformed name.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -169,8 +198,11 @@ class OrderServiceServicer:
         required filter field rather than a `parent`. Orders with the same `create_time`
         are ordered by name. Page tokens are opaque and only valid with the same `user` and
         `state`; any other token returns `INVALID_ARGUMENT` (reason `INVALID_PAGE_TOKEN`).
-        Returns `INVALID_ARGUMENT` (reason `INVALID_ARGUMENT`) for a missing or malformed
-        `user` or a negative `page_size`. A user without orders gets an empty list.
+        A user lists their own orders only: `user` must be the caller, unless the caller is an
+        admin or another Agora service; another user returns `PERMISSION_DENIED` (reason
+        `NOT_RESOURCE_OWNER`, metadata `user`). Returns `INVALID_ARGUMENT` (reason
+        `INVALID_ARGUMENT`) for a missing or malformed `user` or a negative `page_size`. A
+        user without orders gets an empty list.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -178,6 +210,12 @@ class OrderServiceServicer:
 
     def CancelOrder(self, request, context):
         """Cancels an order whose checkout has not confirmed it yet.
+
+        A user cancels their own orders only; admins and other Agora services cancel any.
+        Returns `PERMISSION_DENIED` (reason `NOT_RESOURCE_OWNER`, metadata `order`) if the
+        caller is a user other than the one who placed the order, and also if no such order
+        exists (AIP-211: permission before existence), before the order's state, `etag` or
+        `request_id` is looked at; nothing changes.
 
         Only an `ORDER_STATE_PENDING` order can be cancelled. Its `cancellation_reason`
         becomes `CANCELLATION_REASON_CUSTOMER_REQUESTED` and its state
@@ -189,9 +227,10 @@ class OrderServiceServicer:
         Returns `FAILED_PRECONDITION` (reason `ORDER_NOT_CANCELLABLE`, metadata `order` and
         `state`) if the order is `ORDER_STATE_CONFIRMED` or `ORDER_STATE_COMPLETED`: in v1 a
         confirmed order is final. Returns `NOT_FOUND` (reason `ORDER_NOT_FOUND`, metadata
-        `order`) if it does not exist, `ABORTED` (reason `ETAG_MISMATCH`) if `etag` is set
-        and stale, `INVALID_ARGUMENT` (reason `REQUEST_ID_REUSED`) as described on the
-        service, and `INVALID_ARGUMENT` (reason `INVALID_ARGUMENT`) for a malformed name.
+        `order`) to admins and services if it does not exist, `ABORTED` (reason
+        `ETAG_MISMATCH`) if `etag` is set and stale, `INVALID_ARGUMENT` (reason
+        `REQUEST_ID_REUSED`) as described on the service, and `INVALID_ARGUMENT` (reason
+        `INVALID_ARGUMENT`) for a malformed name.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -250,6 +289,15 @@ class OrderService:
     the order stays `ORDER_STATE_CANCELLING` until then. Callers follow an order with
     [OrderService.GetOrder][agora.orders.v1.OrderService.GetOrder] or through the events
     in `events.proto`.
+
+    Users see and change only their own orders: an order belongs to the user who placed it,
+    its `user`. Admins (role `admin`) and other Agora services act on every user's orders.
+    A user who names another user's order gets `PERMISSION_DENIED` (reason
+    `NOT_RESOURCE_OWNER`, metadata `order`), and one who names another user gets the same
+    with metadata `user`. As AIP-211 asks, permission is checked before existence: a user
+    who names an order that does not exist is refused the same way, so no user can learn
+    which orders exist; admins and services get `NOT_FOUND` instead. A call without a valid
+    access token gets `UNAUTHENTICATED`.
 
     Every error carries a `google.rpc.ErrorInfo` with domain `orders.agora` and a reason
     such as `ORDER_NOT_FOUND`; invalid requests return `INVALID_ARGUMENT` (reason

@@ -49,6 +49,15 @@ class OrderServiceStub:
     [OrderService.GetOrder][agora.orders.v1.OrderService.GetOrder] or through the events
     in `events.proto`.
 
+    Users see and change only their own orders: an order belongs to the user who placed it,
+    its `user`. Admins (role `admin`) and other Agora services act on every user's orders.
+    A user who names another user's order gets `PERMISSION_DENIED` (reason
+    `NOT_RESOURCE_OWNER`, metadata `order`), and one who names another user gets the same
+    with metadata `user`. As AIP-211 asks, permission is checked before existence: a user
+    who names an order that does not exist is refused the same way, so no user can learn
+    which orders exist; admins and services get `NOT_FOUND` instead. A call without a valid
+    access token gets `UNAUTHENTICATED`.
+
     Every error carries a `google.rpc.ErrorInfo` with domain `orders.agora` and a reason
     such as `ORDER_NOT_FOUND`; invalid requests return `INVALID_ARGUMENT` (reason
     `INVALID_ARGUMENT`) with a `google.rpc.BadRequest` listing each offending field.
@@ -65,6 +74,12 @@ class OrderServiceStub:
     def __new__(cls, channel: _aio.Channel) -> OrderServiceAsyncStub: ...
     PlaceOrder: _grpc.UnaryUnaryMultiCallable[_order_service_pb2.PlaceOrderRequest, _order_service_pb2.PlaceOrderResponse]
     """Places an order and starts its checkout, returning as soon as the order is accepted.
+
+    A user places orders for themselves only: `user` must be the caller, unless the
+    caller is an admin or another Agora service. It is required all the same, so a request
+    means the same whoever sends it. Returns `PERMISSION_DENIED` (reason
+    `NOT_RESOURCE_OWNER`, metadata `user`) for another user, before the catalog is asked
+    or the `request_id` looked up, and stores nothing.
 
     Before it returns, the call reads every product and its current price from the
     catalog, stores the order in state `ORDER_STATE_PENDING`, one line per item, priced
@@ -94,8 +109,13 @@ class OrderServiceStub:
     GetOrder: _grpc.UnaryUnaryMultiCallable[_order_service_pb2.GetOrderRequest, _order_service_pb2.GetOrderResponse]
     """Gets an order by name, with its state and checkout step history.
 
-    Returns `NOT_FOUND` (reason `ORDER_NOT_FOUND`, metadata `order`) if it does not
-    exist, and `INVALID_ARGUMENT` (reason `INVALID_ARGUMENT`) for a malformed name.
+    A user gets their own orders only; admins and other Agora services get any. Returns
+    `PERMISSION_DENIED` (reason `NOT_RESOURCE_OWNER`, metadata `order`) if the caller is
+    a user other than the one who placed the order, and also if no such order exists:
+    following AIP-211, permission is checked before existence, so a user cannot probe for
+    other users' orders. Returns `NOT_FOUND` (reason `ORDER_NOT_FOUND`, metadata `order`)
+    to admins and services if it does not exist, and `INVALID_ARGUMENT` (reason
+    `INVALID_ARGUMENT`) for a malformed name.
     """
     ListOrders: _grpc.UnaryUnaryMultiCallable[_order_service_pb2.ListOrdersRequest, _order_service_pb2.ListOrdersResponse]
     """Lists the orders of one user, newest first, optionally only those in one state.
@@ -105,11 +125,20 @@ class OrderServiceStub:
     required filter field rather than a `parent`. Orders with the same `create_time`
     are ordered by name. Page tokens are opaque and only valid with the same `user` and
     `state`; any other token returns `INVALID_ARGUMENT` (reason `INVALID_PAGE_TOKEN`).
-    Returns `INVALID_ARGUMENT` (reason `INVALID_ARGUMENT`) for a missing or malformed
-    `user` or a negative `page_size`. A user without orders gets an empty list.
+    A user lists their own orders only: `user` must be the caller, unless the caller is an
+    admin or another Agora service; another user returns `PERMISSION_DENIED` (reason
+    `NOT_RESOURCE_OWNER`, metadata `user`). Returns `INVALID_ARGUMENT` (reason
+    `INVALID_ARGUMENT`) for a missing or malformed `user` or a negative `page_size`. A
+    user without orders gets an empty list.
     """
     CancelOrder: _grpc.UnaryUnaryMultiCallable[_order_service_pb2.CancelOrderRequest, _order_service_pb2.CancelOrderResponse]
     """Cancels an order whose checkout has not confirmed it yet.
+
+    A user cancels their own orders only; admins and other Agora services cancel any.
+    Returns `PERMISSION_DENIED` (reason `NOT_RESOURCE_OWNER`, metadata `order`) if the
+    caller is a user other than the one who placed the order, and also if no such order
+    exists (AIP-211: permission before existence), before the order's state, `etag` or
+    `request_id` is looked at; nothing changes.
 
     Only an `ORDER_STATE_PENDING` order can be cancelled. Its `cancellation_reason`
     becomes `CANCELLATION_REASON_CUSTOMER_REQUESTED` and its state
@@ -121,9 +150,10 @@ class OrderServiceStub:
     Returns `FAILED_PRECONDITION` (reason `ORDER_NOT_CANCELLABLE`, metadata `order` and
     `state`) if the order is `ORDER_STATE_CONFIRMED` or `ORDER_STATE_COMPLETED`: in v1 a
     confirmed order is final. Returns `NOT_FOUND` (reason `ORDER_NOT_FOUND`, metadata
-    `order`) if it does not exist, `ABORTED` (reason `ETAG_MISMATCH`) if `etag` is set
-    and stale, `INVALID_ARGUMENT` (reason `REQUEST_ID_REUSED`) as described on the
-    service, and `INVALID_ARGUMENT` (reason `INVALID_ARGUMENT`) for a malformed name.
+    `order`) to admins and services if it does not exist, `ABORTED` (reason
+    `ETAG_MISMATCH`) if `etag` is set and stale, `INVALID_ARGUMENT` (reason
+    `REQUEST_ID_REUSED`) as described on the service, and `INVALID_ARGUMENT` (reason
+    `INVALID_ARGUMENT`) for a malformed name.
     """
 
 @_typing.type_check_only
@@ -150,6 +180,15 @@ class OrderServiceAsyncStub(OrderServiceStub):
     [OrderService.GetOrder][agora.orders.v1.OrderService.GetOrder] or through the events
     in `events.proto`.
 
+    Users see and change only their own orders: an order belongs to the user who placed it,
+    its `user`. Admins (role `admin`) and other Agora services act on every user's orders.
+    A user who names another user's order gets `PERMISSION_DENIED` (reason
+    `NOT_RESOURCE_OWNER`, metadata `order`), and one who names another user gets the same
+    with metadata `user`. As AIP-211 asks, permission is checked before existence: a user
+    who names an order that does not exist is refused the same way, so no user can learn
+    which orders exist; admins and services get `NOT_FOUND` instead. A call without a valid
+    access token gets `UNAUTHENTICATED`.
+
     Every error carries a `google.rpc.ErrorInfo` with domain `orders.agora` and a reason
     such as `ORDER_NOT_FOUND`; invalid requests return `INVALID_ARGUMENT` (reason
     `INVALID_ARGUMENT`) with a `google.rpc.BadRequest` listing each offending field.
@@ -163,6 +202,12 @@ class OrderServiceAsyncStub(OrderServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     PlaceOrder: _aio.UnaryUnaryMultiCallable[_order_service_pb2.PlaceOrderRequest, _order_service_pb2.PlaceOrderResponse]  # type: ignore[assignment]
     """Places an order and starts its checkout, returning as soon as the order is accepted.
+
+    A user places orders for themselves only: `user` must be the caller, unless the
+    caller is an admin or another Agora service. It is required all the same, so a request
+    means the same whoever sends it. Returns `PERMISSION_DENIED` (reason
+    `NOT_RESOURCE_OWNER`, metadata `user`) for another user, before the catalog is asked
+    or the `request_id` looked up, and stores nothing.
 
     Before it returns, the call reads every product and its current price from the
     catalog, stores the order in state `ORDER_STATE_PENDING`, one line per item, priced
@@ -192,8 +237,13 @@ class OrderServiceAsyncStub(OrderServiceStub):
     GetOrder: _aio.UnaryUnaryMultiCallable[_order_service_pb2.GetOrderRequest, _order_service_pb2.GetOrderResponse]  # type: ignore[assignment]
     """Gets an order by name, with its state and checkout step history.
 
-    Returns `NOT_FOUND` (reason `ORDER_NOT_FOUND`, metadata `order`) if it does not
-    exist, and `INVALID_ARGUMENT` (reason `INVALID_ARGUMENT`) for a malformed name.
+    A user gets their own orders only; admins and other Agora services get any. Returns
+    `PERMISSION_DENIED` (reason `NOT_RESOURCE_OWNER`, metadata `order`) if the caller is
+    a user other than the one who placed the order, and also if no such order exists:
+    following AIP-211, permission is checked before existence, so a user cannot probe for
+    other users' orders. Returns `NOT_FOUND` (reason `ORDER_NOT_FOUND`, metadata `order`)
+    to admins and services if it does not exist, and `INVALID_ARGUMENT` (reason
+    `INVALID_ARGUMENT`) for a malformed name.
     """
     ListOrders: _aio.UnaryUnaryMultiCallable[_order_service_pb2.ListOrdersRequest, _order_service_pb2.ListOrdersResponse]  # type: ignore[assignment]
     """Lists the orders of one user, newest first, optionally only those in one state.
@@ -203,11 +253,20 @@ class OrderServiceAsyncStub(OrderServiceStub):
     required filter field rather than a `parent`. Orders with the same `create_time`
     are ordered by name. Page tokens are opaque and only valid with the same `user` and
     `state`; any other token returns `INVALID_ARGUMENT` (reason `INVALID_PAGE_TOKEN`).
-    Returns `INVALID_ARGUMENT` (reason `INVALID_ARGUMENT`) for a missing or malformed
-    `user` or a negative `page_size`. A user without orders gets an empty list.
+    A user lists their own orders only: `user` must be the caller, unless the caller is an
+    admin or another Agora service; another user returns `PERMISSION_DENIED` (reason
+    `NOT_RESOURCE_OWNER`, metadata `user`). Returns `INVALID_ARGUMENT` (reason
+    `INVALID_ARGUMENT`) for a missing or malformed `user` or a negative `page_size`. A
+    user without orders gets an empty list.
     """
     CancelOrder: _aio.UnaryUnaryMultiCallable[_order_service_pb2.CancelOrderRequest, _order_service_pb2.CancelOrderResponse]  # type: ignore[assignment]
     """Cancels an order whose checkout has not confirmed it yet.
+
+    A user cancels their own orders only; admins and other Agora services cancel any.
+    Returns `PERMISSION_DENIED` (reason `NOT_RESOURCE_OWNER`, metadata `order`) if the
+    caller is a user other than the one who placed the order, and also if no such order
+    exists (AIP-211: permission before existence), before the order's state, `etag` or
+    `request_id` is looked at; nothing changes.
 
     Only an `ORDER_STATE_PENDING` order can be cancelled. Its `cancellation_reason`
     becomes `CANCELLATION_REASON_CUSTOMER_REQUESTED` and its state
@@ -219,9 +278,10 @@ class OrderServiceAsyncStub(OrderServiceStub):
     Returns `FAILED_PRECONDITION` (reason `ORDER_NOT_CANCELLABLE`, metadata `order` and
     `state`) if the order is `ORDER_STATE_CONFIRMED` or `ORDER_STATE_COMPLETED`: in v1 a
     confirmed order is final. Returns `NOT_FOUND` (reason `ORDER_NOT_FOUND`, metadata
-    `order`) if it does not exist, `ABORTED` (reason `ETAG_MISMATCH`) if `etag` is set
-    and stale, `INVALID_ARGUMENT` (reason `REQUEST_ID_REUSED`) as described on the
-    service, and `INVALID_ARGUMENT` (reason `INVALID_ARGUMENT`) for a malformed name.
+    `order`) to admins and services if it does not exist, `ABORTED` (reason
+    `ETAG_MISMATCH`) if `etag` is set and stale, `INVALID_ARGUMENT` (reason
+    `REQUEST_ID_REUSED`) as described on the service, and `INVALID_ARGUMENT` (reason
+    `INVALID_ARGUMENT`) for a malformed name.
     """
 
 class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -247,6 +307,15 @@ class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
     [OrderService.GetOrder][agora.orders.v1.OrderService.GetOrder] or through the events
     in `events.proto`.
 
+    Users see and change only their own orders: an order belongs to the user who placed it,
+    its `user`. Admins (role `admin`) and other Agora services act on every user's orders.
+    A user who names another user's order gets `PERMISSION_DENIED` (reason
+    `NOT_RESOURCE_OWNER`, metadata `order`), and one who names another user gets the same
+    with metadata `user`. As AIP-211 asks, permission is checked before existence: a user
+    who names an order that does not exist is refused the same way, so no user can learn
+    which orders exist; admins and services get `NOT_FOUND` instead. A call without a valid
+    access token gets `UNAUTHENTICATED`.
+
     Every error carries a `google.rpc.ErrorInfo` with domain `orders.agora` and a reason
     such as `ORDER_NOT_FOUND`; invalid requests return `INVALID_ARGUMENT` (reason
     `INVALID_ARGUMENT`) with a `google.rpc.BadRequest` listing each offending field.
@@ -264,6 +333,12 @@ class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_order_service_pb2.PlaceOrderResponse, _abc.Awaitable[_order_service_pb2.PlaceOrderResponse]]:
         """Places an order and starts its checkout, returning as soon as the order is accepted.
+
+        A user places orders for themselves only: `user` must be the caller, unless the
+        caller is an admin or another Agora service. It is required all the same, so a request
+        means the same whoever sends it. Returns `PERMISSION_DENIED` (reason
+        `NOT_RESOURCE_OWNER`, metadata `user`) for another user, before the catalog is asked
+        or the `request_id` looked up, and stores nothing.
 
         Before it returns, the call reads every product and its current price from the
         catalog, stores the order in state `ORDER_STATE_PENDING`, one line per item, priced
@@ -299,8 +374,13 @@ class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_order_service_pb2.GetOrderResponse, _abc.Awaitable[_order_service_pb2.GetOrderResponse]]:
         """Gets an order by name, with its state and checkout step history.
 
-        Returns `NOT_FOUND` (reason `ORDER_NOT_FOUND`, metadata `order`) if it does not
-        exist, and `INVALID_ARGUMENT` (reason `INVALID_ARGUMENT`) for a malformed name.
+        A user gets their own orders only; admins and other Agora services get any. Returns
+        `PERMISSION_DENIED` (reason `NOT_RESOURCE_OWNER`, metadata `order`) if the caller is
+        a user other than the one who placed the order, and also if no such order exists:
+        following AIP-211, permission is checked before existence, so a user cannot probe for
+        other users' orders. Returns `NOT_FOUND` (reason `ORDER_NOT_FOUND`, metadata `order`)
+        to admins and services if it does not exist, and `INVALID_ARGUMENT` (reason
+        `INVALID_ARGUMENT`) for a malformed name.
         """
 
     @_abc_1.abstractmethod
@@ -316,8 +396,11 @@ class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
         required filter field rather than a `parent`. Orders with the same `create_time`
         are ordered by name. Page tokens are opaque and only valid with the same `user` and
         `state`; any other token returns `INVALID_ARGUMENT` (reason `INVALID_PAGE_TOKEN`).
-        Returns `INVALID_ARGUMENT` (reason `INVALID_ARGUMENT`) for a missing or malformed
-        `user` or a negative `page_size`. A user without orders gets an empty list.
+        A user lists their own orders only: `user` must be the caller, unless the caller is an
+        admin or another Agora service; another user returns `PERMISSION_DENIED` (reason
+        `NOT_RESOURCE_OWNER`, metadata `user`). Returns `INVALID_ARGUMENT` (reason
+        `INVALID_ARGUMENT`) for a missing or malformed `user` or a negative `page_size`. A
+        user without orders gets an empty list.
         """
 
     @_abc_1.abstractmethod
@@ -327,6 +410,12 @@ class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_order_service_pb2.CancelOrderResponse, _abc.Awaitable[_order_service_pb2.CancelOrderResponse]]:
         """Cancels an order whose checkout has not confirmed it yet.
+
+        A user cancels their own orders only; admins and other Agora services cancel any.
+        Returns `PERMISSION_DENIED` (reason `NOT_RESOURCE_OWNER`, metadata `order`) if the
+        caller is a user other than the one who placed the order, and also if no such order
+        exists (AIP-211: permission before existence), before the order's state, `etag` or
+        `request_id` is looked at; nothing changes.
 
         Only an `ORDER_STATE_PENDING` order can be cancelled. Its `cancellation_reason`
         becomes `CANCELLATION_REASON_CUSTOMER_REQUESTED` and its state
@@ -338,9 +427,10 @@ class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
         Returns `FAILED_PRECONDITION` (reason `ORDER_NOT_CANCELLABLE`, metadata `order` and
         `state`) if the order is `ORDER_STATE_CONFIRMED` or `ORDER_STATE_COMPLETED`: in v1 a
         confirmed order is final. Returns `NOT_FOUND` (reason `ORDER_NOT_FOUND`, metadata
-        `order`) if it does not exist, `ABORTED` (reason `ETAG_MISMATCH`) if `etag` is set
-        and stale, `INVALID_ARGUMENT` (reason `REQUEST_ID_REUSED`) as described on the
-        service, and `INVALID_ARGUMENT` (reason `INVALID_ARGUMENT`) for a malformed name.
+        `order`) to admins and services if it does not exist, `ABORTED` (reason
+        `ETAG_MISMATCH`) if `etag` is set and stale, `INVALID_ARGUMENT` (reason
+        `REQUEST_ID_REUSED`) as described on the service, and `INVALID_ARGUMENT` (reason
+        `INVALID_ARGUMENT`) for a malformed name.
         """
 
 def add_OrderServiceServicer_to_server(servicer: OrderServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

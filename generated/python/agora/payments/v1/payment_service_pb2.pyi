@@ -345,8 +345,9 @@ class ListPaymentsRequest(_message.Message):
     Format: `orders/{order}`
     """
     user: _builtins.str
-    """Only payments by this user. Empty means every user. When both `order` and `user` are
-    set, a payment must match both.
+    """Only payments by this user. Empty means every user the caller may see: all of them
+    for admins and other Agora services, the caller alone for any other user, who may not
+    name someone else. When both `order` and `user` are set, a payment must match both.
     Format: `users/{user}`
     """
     def __init__(

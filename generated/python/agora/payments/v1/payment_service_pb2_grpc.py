@@ -46,6 +46,15 @@ class PaymentServiceStub:
     `REQUEST_ID_REUSED`). Only `UNAVAILABLE` outcomes are not remembered: a repeat after
     one tries the processor again.
 
+    Users see only the payments they pay (a payment's `user`) and change none: the methods
+    that change payments are for other Agora services, and refunds for admins (role
+    `admin`) too. Admins and services see every payment. A user who names another user's
+    payment gets `PERMISSION_DENIED` (reason `NOT_RESOURCE_OWNER`, metadata `payment`), and
+    one who names another user gets the same with metadata `user`. As AIP-211 asks,
+    permission is checked before existence: a user who names a payment that does not exist
+    is refused the same way, so no user can learn which payments exist; admins and services
+    get `NOT_FOUND` instead. A call without a valid access token gets `UNAUTHENTICATED`.
+
     Every error carries a `google.rpc.ErrorInfo` with domain `payments.agora` and a reason
     such as `PAYMENT_NOT_FOUND`, with the payment's name (`payment`) and state (`state`, a
     [PaymentState][agora.payments.v1.PaymentState] value name such as
@@ -111,6 +120,15 @@ class PaymentServiceServicer:
     repeat with different arguments fails with `INVALID_ARGUMENT` (reason
     `REQUEST_ID_REUSED`). Only `UNAVAILABLE` outcomes are not remembered: a repeat after
     one tries the processor again.
+
+    Users see only the payments they pay (a payment's `user`) and change none: the methods
+    that change payments are for other Agora services, and refunds for admins (role
+    `admin`) too. Admins and services see every payment. A user who names another user's
+    payment gets `PERMISSION_DENIED` (reason `NOT_RESOURCE_OWNER`, metadata `payment`), and
+    one who names another user gets the same with metadata `user`. As AIP-211 asks,
+    permission is checked before existence: a user who names a payment that does not exist
+    is refused the same way, so no user can learn which payments exist; admins and services
+    get `NOT_FOUND` instead. A call without a valid access token gets `UNAUTHENTICATED`.
 
     Every error carries a `google.rpc.ErrorInfo` with domain `payments.agora` and a reason
     such as `PAYMENT_NOT_FOUND`, with the payment's name (`payment`) and state (`state`, a
@@ -221,8 +239,13 @@ class PaymentServiceServicer:
     def GetPayment(self, request, context):
         """Gets a payment by name.
 
-        Returns `NOT_FOUND` (reason `PAYMENT_NOT_FOUND`) if it does not exist and
-        `INVALID_ARGUMENT` (reason `INVALID_ARGUMENT`) for a malformed name.
+        A user gets the payments they pay only; admins and other Agora services get any.
+        Returns `PERMISSION_DENIED` (reason `NOT_RESOURCE_OWNER`, metadata `payment`) if the
+        caller is a user other than the payment's `user`, and also if no such payment exists:
+        following AIP-211, permission is checked before existence, so a user cannot probe for
+        other users' payments. Returns `NOT_FOUND` (reason `PAYMENT_NOT_FOUND`) to admins and
+        services if it does not exist, and `INVALID_ARGUMENT` (reason `INVALID_ARGUMENT`) for a
+        malformed name.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -232,6 +255,13 @@ class PaymentServiceServicer:
         """Lists payments, newest first (by `create_time`, then by name), optionally only those
         of one order or of one user. Payments in every state are listed, including declined
         and failed attempts.
+
+        A user lists the payments they pay only. Without a `user` filter, a user's list holds
+        their own payments and an admin's or another Agora service's everyone's. With an
+        `order` filter, a user gets their own payments of that order, so none of another
+        user's order: payments records who pays, not who placed the order. A `user` filter
+        naming another user returns `PERMISSION_DENIED` (reason `NOT_RESOURCE_OWNER`, metadata
+        `user`) unless the caller is an admin or a service.
 
         Page tokens are opaque and only valid with the same filter; a token from another
         query returns `INVALID_ARGUMENT` (reason `INVALID_PAGE_TOKEN`). Returns
@@ -303,6 +333,15 @@ class PaymentService:
     repeat with different arguments fails with `INVALID_ARGUMENT` (reason
     `REQUEST_ID_REUSED`). Only `UNAVAILABLE` outcomes are not remembered: a repeat after
     one tries the processor again.
+
+    Users see only the payments they pay (a payment's `user`) and change none: the methods
+    that change payments are for other Agora services, and refunds for admins (role
+    `admin`) too. Admins and services see every payment. A user who names another user's
+    payment gets `PERMISSION_DENIED` (reason `NOT_RESOURCE_OWNER`, metadata `payment`), and
+    one who names another user gets the same with metadata `user`. As AIP-211 asks,
+    permission is checked before existence: a user who names a payment that does not exist
+    is refused the same way, so no user can learn which payments exist; admins and services
+    get `NOT_FOUND` instead. A call without a valid access token gets `UNAUTHENTICATED`.
 
     Every error carries a `google.rpc.ErrorInfo` with domain `payments.agora` and a reason
     such as `PAYMENT_NOT_FOUND`, with the payment's name (`payment`) and state (`state`, a

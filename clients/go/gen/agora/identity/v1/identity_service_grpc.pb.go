@@ -43,7 +43,8 @@ const (
 // token that was already rotated revokes the whole family.
 //
 // `SignUp`, `Login`, `RefreshToken` and `GetJwks` need no credentials. `GetUser` needs an
-// access token.
+// access token, or a call from another Agora service; identity checks the token as every
+// service does, against the keys `GetJwks` publishes.
 //
 // Every error carries a `google.rpc.ErrorInfo` with domain `identity.agora` and a reason
 // such as `USER_NOT_FOUND`; invalid requests also carry a `google.rpc.BadRequest` listing
@@ -95,12 +96,15 @@ type IdentityServiceClient interface {
 	RefreshToken(ctx context.Context, in *RefreshTokenRequest, opts ...grpc.CallOption) (*RefreshTokenResponse, error)
 	// Gets a user by name.
 	//
-	// The caller must present an access token for that user or one with the `admin` role;
-	// otherwise returns `UNAUTHENTICATED` (reason `UNAUTHENTICATED`) without a valid token
-	// and `PERMISSION_DENIED` (reason `PERMISSION_DENIED`) for another user's token. The
-	// permission check comes first, so a denied caller cannot learn whether a user exists.
-	// Returns `NOT_FOUND` (reason `USER_NOT_FOUND`) if the user does not exist and
-	// `INVALID_ARGUMENT` (reason `INVALID_ARGUMENT`) for a malformed name.
+	// A user reads themselves only; admins (role `admin`) and other Agora services read any
+	// user. Returns `UNAUTHENTICATED` without a valid access token (reason
+	// `ACCESS_TOKEN_MISSING`, `ACCESS_TOKEN_INVALID`, `ACCESS_TOKEN_EXPIRED` or
+	// `MALFORMED_AUTHORIZATION`) and `PERMISSION_DENIED` (reason `NOT_RESOURCE_OWNER`,
+	// metadata `user`) if the caller is another user. Following AIP-211, the permission
+	// check comes before the existence check, so a denied caller cannot learn whether a user
+	// exists. Returns `NOT_FOUND` (reason `USER_NOT_FOUND`) to admins and services if the
+	// user does not exist, and `INVALID_ARGUMENT` (reason `INVALID_ARGUMENT`) for a
+	// malformed name.
 	GetUser(ctx context.Context, in *GetUserRequest, opts ...grpc.CallOption) (*GetUserResponse, error)
 	// Gets the public keys that verify access tokens, as a JSON Web Key Set (RFC 7517).
 	//
@@ -185,7 +189,8 @@ func (c *identityServiceClient) GetJwks(ctx context.Context, in *GetJwksRequest,
 // token that was already rotated revokes the whole family.
 //
 // `SignUp`, `Login`, `RefreshToken` and `GetJwks` need no credentials. `GetUser` needs an
-// access token.
+// access token, or a call from another Agora service; identity checks the token as every
+// service does, against the keys `GetJwks` publishes.
 //
 // Every error carries a `google.rpc.ErrorInfo` with domain `identity.agora` and a reason
 // such as `USER_NOT_FOUND`; invalid requests also carry a `google.rpc.BadRequest` listing
@@ -237,12 +242,15 @@ type IdentityServiceServer interface {
 	RefreshToken(context.Context, *RefreshTokenRequest) (*RefreshTokenResponse, error)
 	// Gets a user by name.
 	//
-	// The caller must present an access token for that user or one with the `admin` role;
-	// otherwise returns `UNAUTHENTICATED` (reason `UNAUTHENTICATED`) without a valid token
-	// and `PERMISSION_DENIED` (reason `PERMISSION_DENIED`) for another user's token. The
-	// permission check comes first, so a denied caller cannot learn whether a user exists.
-	// Returns `NOT_FOUND` (reason `USER_NOT_FOUND`) if the user does not exist and
-	// `INVALID_ARGUMENT` (reason `INVALID_ARGUMENT`) for a malformed name.
+	// A user reads themselves only; admins (role `admin`) and other Agora services read any
+	// user. Returns `UNAUTHENTICATED` without a valid access token (reason
+	// `ACCESS_TOKEN_MISSING`, `ACCESS_TOKEN_INVALID`, `ACCESS_TOKEN_EXPIRED` or
+	// `MALFORMED_AUTHORIZATION`) and `PERMISSION_DENIED` (reason `NOT_RESOURCE_OWNER`,
+	// metadata `user`) if the caller is another user. Following AIP-211, the permission
+	// check comes before the existence check, so a denied caller cannot learn whether a user
+	// exists. Returns `NOT_FOUND` (reason `USER_NOT_FOUND`) to admins and services if the
+	// user does not exist, and `INVALID_ARGUMENT` (reason `INVALID_ARGUMENT`) for a
+	// malformed name.
 	GetUser(context.Context, *GetUserRequest) (*GetUserResponse, error)
 	// Gets the public keys that verify access tokens, as a JSON Web Key Set (RFC 7517).
 	//

@@ -32,7 +32,9 @@ type ListNotificationsRequest struct {
 	// The `next_page_token` of a previous call with the same filter, to get the following
 	// page. Empty for the first page.
 	PageToken string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
-	// Only notifications for this user. Empty means every recipient.
+	// Only notifications for this user. Empty means every recipient the caller may see: all
+	// of them for admins and other Agora services, the caller alone for any other user, who
+	// may not name someone else.
 	// Format: `users/{user}`
 	Recipient string `protobuf:"bytes,3,opt,name=recipient,proto3" json:"recipient,omitempty"`
 	// Only notifications caused by this type of event, given as the full name of the

@@ -46,12 +46,27 @@ const (
 // Events are handled at least once but notified at most once: a redelivered event with
 // an id already seen creates nothing.
 //
+// Users see only the notifications sent to them (a notification's `recipient`); admins
+// (role `admin`) and other Agora services see every notification. A user who names
+// another user's notification gets `PERMISSION_DENIED` (reason `NOT_RESOURCE_OWNER`,
+// metadata `notification`), and one who names another recipient gets the same with
+// metadata `recipient`. As AIP-211 asks, permission is checked before existence: a user
+// who names a notification that does not exist is refused the same way, so no user can
+// learn which notifications exist; admins and services get `NOT_FOUND` instead. A call
+// without a valid access token gets `UNAUTHENTICATED`.
+//
 // Every error carries a `google.rpc.ErrorInfo` with domain `notifications.agora` and a
 // reason such as `NOTIFICATION_NOT_FOUND`; invalid requests also carry a
 // `google.rpc.BadRequest` listing each offending field.
 type NotificationServiceClient interface {
 	// Lists notifications, newest first (by `create_time`, then by name), optionally only
 	// those for one recipient or caused by one type of event.
+	//
+	// A user lists the notifications sent to them only: without a `recipient` filter, a
+	// user's list holds their own notifications and an admin's or another Agora service's
+	// everyone's. A `recipient` naming another user returns `PERMISSION_DENIED` (reason
+	// `NOT_RESOURCE_OWNER`, metadata `recipient`) unless the caller is an admin or a
+	// service.
 	//
 	// Page tokens are opaque and only valid with the same filter; a token from another
 	// query returns `INVALID_ARGUMENT` (reason `INVALID_PAGE_TOKEN`). Returns
@@ -60,8 +75,13 @@ type NotificationServiceClient interface {
 	ListNotifications(ctx context.Context, in *ListNotificationsRequest, opts ...grpc.CallOption) (*ListNotificationsResponse, error)
 	// Gets a notification by name.
 	//
-	// Returns `NOT_FOUND` (reason `NOTIFICATION_NOT_FOUND`) if it does not exist and
-	// `INVALID_ARGUMENT` (reason `INVALID_ARGUMENT`) for a malformed name.
+	// A user gets the notifications sent to them only; admins and other Agora services get
+	// any. Returns `PERMISSION_DENIED` (reason `NOT_RESOURCE_OWNER`, metadata
+	// `notification`) if the caller is a user other than the recipient, and also if no such
+	// notification exists: following AIP-211, permission is checked before existence.
+	// Returns `NOT_FOUND` (reason `NOTIFICATION_NOT_FOUND`) to admins and services if it
+	// does not exist, and `INVALID_ARGUMENT` (reason `INVALID_ARGUMENT`) for a malformed
+	// name.
 	GetNotification(ctx context.Context, in *GetNotificationRequest, opts ...grpc.CallOption) (*GetNotificationResponse, error)
 }
 
@@ -116,12 +136,27 @@ func (c *notificationServiceClient) GetNotification(ctx context.Context, in *Get
 // Events are handled at least once but notified at most once: a redelivered event with
 // an id already seen creates nothing.
 //
+// Users see only the notifications sent to them (a notification's `recipient`); admins
+// (role `admin`) and other Agora services see every notification. A user who names
+// another user's notification gets `PERMISSION_DENIED` (reason `NOT_RESOURCE_OWNER`,
+// metadata `notification`), and one who names another recipient gets the same with
+// metadata `recipient`. As AIP-211 asks, permission is checked before existence: a user
+// who names a notification that does not exist is refused the same way, so no user can
+// learn which notifications exist; admins and services get `NOT_FOUND` instead. A call
+// without a valid access token gets `UNAUTHENTICATED`.
+//
 // Every error carries a `google.rpc.ErrorInfo` with domain `notifications.agora` and a
 // reason such as `NOTIFICATION_NOT_FOUND`; invalid requests also carry a
 // `google.rpc.BadRequest` listing each offending field.
 type NotificationServiceServer interface {
 	// Lists notifications, newest first (by `create_time`, then by name), optionally only
 	// those for one recipient or caused by one type of event.
+	//
+	// A user lists the notifications sent to them only: without a `recipient` filter, a
+	// user's list holds their own notifications and an admin's or another Agora service's
+	// everyone's. A `recipient` naming another user returns `PERMISSION_DENIED` (reason
+	// `NOT_RESOURCE_OWNER`, metadata `recipient`) unless the caller is an admin or a
+	// service.
 	//
 	// Page tokens are opaque and only valid with the same filter; a token from another
 	// query returns `INVALID_ARGUMENT` (reason `INVALID_PAGE_TOKEN`). Returns
@@ -130,8 +165,13 @@ type NotificationServiceServer interface {
 	ListNotifications(context.Context, *ListNotificationsRequest) (*ListNotificationsResponse, error)
 	// Gets a notification by name.
 	//
-	// Returns `NOT_FOUND` (reason `NOTIFICATION_NOT_FOUND`) if it does not exist and
-	// `INVALID_ARGUMENT` (reason `INVALID_ARGUMENT`) for a malformed name.
+	// A user gets the notifications sent to them only; admins and other Agora services get
+	// any. Returns `PERMISSION_DENIED` (reason `NOT_RESOURCE_OWNER`, metadata
+	// `notification`) if the caller is a user other than the recipient, and also if no such
+	// notification exists: following AIP-211, permission is checked before existence.
+	// Returns `NOT_FOUND` (reason `NOTIFICATION_NOT_FOUND`) to admins and services if it
+	// does not exist, and `INVALID_ARGUMENT` (reason `INVALID_ARGUMENT`) for a malformed
+	// name.
 	GetNotification(context.Context, *GetNotificationRequest) (*GetNotificationResponse, error)
 	mustEmbedUnimplementedNotificationServiceServer()
 }

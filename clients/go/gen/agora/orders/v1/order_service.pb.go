@@ -26,7 +26,8 @@ const (
 // The request for [OrderService.PlaceOrder][agora.orders.v1.OrderService.PlaceOrder].
 type PlaceOrderRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The user who places the order and pays for it.
+	// The user who places the order and pays for it: the caller, unless the caller is an
+	// admin or another Agora service, who may place orders for any user.
 	// Format: `users/{user}`
 	User string `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
 	// What to order: 1 to 100 items, each product at most once. Prices are never sent;
@@ -248,7 +249,8 @@ func (x *GetOrderResponse) GetOrder() *Order {
 // The request for [OrderService.ListOrders][agora.orders.v1.OrderService.ListOrders].
 type ListOrdersRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The user whose orders to list.
+	// The user whose orders to list: the caller, unless the caller is an admin or another
+	// Agora service, who may list any user's orders.
 	// Format: `users/{user}`
 	User string `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
 	// The maximum number of orders to return. 0 means 50; values above 1000 are treated

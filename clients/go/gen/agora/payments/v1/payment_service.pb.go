@@ -591,8 +591,9 @@ type ListPaymentsRequest struct {
 	// Only payments for this order. Empty means every order.
 	// Format: `orders/{order}`
 	Order string `protobuf:"bytes,3,opt,name=order,proto3" json:"order,omitempty"`
-	// Only payments by this user. Empty means every user. When both `order` and `user` are
-	// set, a payment must match both.
+	// Only payments by this user. Empty means every user the caller may see: all of them
+	// for admins and other Agora services, the caller alone for any other user, who may not
+	// name someone else. When both `order` and `user` are set, a payment must match both.
 	// Format: `users/{user}`
 	User          string `protobuf:"bytes,4,opt,name=user,proto3" json:"user,omitempty"`
 	unknownFields protoimpl.UnknownFields
