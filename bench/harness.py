@@ -31,6 +31,7 @@ from google.protobuf.message import Message
 from google.type import money_pb2
 
 from agora.catalog.v1 import catalog_pb2, catalog_service_pb2, catalog_service_pb2_grpc
+from agora.identity.v1 import identity_service_pb2, identity_service_pb2_grpc
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 #: The interpreter running the benchmark (the project's virtualenv under ``make bench``).
@@ -38,6 +39,7 @@ PYTHON = sys.executable
 HOST = "127.0.0.1"
 
 CATALOG_SERVICE = "agora.catalog.v1.CatalogService"
+IDENTITY_SERVICE = "agora.identity.v1.IdentityService"
 ECHO_PATH = "/bench.Echo/Echo"
 CATEGORY_ID = "bench"
 
@@ -244,8 +246,11 @@ def run_h2load(
     load: Load,
     server_pid: int,
     work_dir: Path,
+    headers: Sequence[str] = (),
 ) -> Measurement:
     """Sends ``requests`` calls of ``path`` with ``body_file`` and measures them.
+
+    ``headers`` are more request headers (``authorization: Bearer ...``), sent with every call.
 
     Raises:
         BenchError: if h2load fails, or any request did not get an HTTP 200 answer.
@@ -259,6 +264,7 @@ def run_h2load(
         f"--data={body_file}",
         "--header=content-type: application/grpc",
         "--header=te: trailers",
+        *(f"--header={header}" for header in headers),
         f"--log-file={log_file}",
         f"http://{HOST}:{port}{path}",
     ]
@@ -487,7 +493,8 @@ def echo_server(work_dir: Path) -> Iterator[Server]:
 def catalog_env(
     data_dir: Path, *, database_url: str | None, log_level: str, extra: Mapping[str, str] = {}
 ) -> dict[str, str]:
-    """The environment of a catalog process on a free loopback port with its own data dir."""
+    """The environment of a service process (catalog, identity) on a free loopback port with
+    its own data dir: the AGORA_* settings of this shell are left out, ``extra`` added."""
     env = {
         key: value
         for key, value in os.environ.items()
@@ -513,17 +520,51 @@ def catalog_server(
     log_level: str = "INFO",
     argv: Sequence[str] | None = None,
     log_name: str = "catalog.log",
+    env: Mapping[str, str] = {},
 ) -> Iterator[Server]:
-    """A real catalog process (``python -m catalog``, or ``argv``) that answers health checks."""
+    """A real catalog process (``python -m catalog``, or ``argv``) that answers health checks.
+
+    ``env`` adds ``AGORA_*`` settings (access control, identity's address) to the defaults.
+    """
     data_dir.mkdir(parents=True, exist_ok=True)
     with server_process(
         "catalog",
         argv or [PYTHON, "-m", "catalog"],
         log_path=data_dir / log_name,
         find_port=lambda pid, _log: listening_port(pid),
-        env=catalog_env(data_dir, database_url=database_url, log_level=log_level),
+        env=catalog_env(data_dir, database_url=database_url, log_level=log_level, extra=env),
     ) as server:
         wait_serving(server.port)
+        yield server
+
+
+#: How long the access tokens of the benchmark's identity live: longer than any run, so a
+#: token cannot expire mid-run (on a public method an expired token is ignored, not
+#: refused, which would silently change what is measured; the run checks it did not).
+BENCH_TOKEN_TTL_S = 6 * 3600
+
+
+@contextlib.contextmanager
+def identity_server(data_dir: Path) -> Iterator[Server]:
+    """A real identity process (``python -m identity``) with its own SQLite data dir.
+
+    Its access tokens live :data:`BENCH_TOKEN_TTL_S`; the rest is identity's defaults.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    env = catalog_env(
+        data_dir,
+        database_url=None,
+        log_level="INFO",
+        extra={"IDENTITY_ACCESS_TOKEN_TTL_SECONDS": str(BENCH_TOKEN_TTL_S)},
+    )
+    with server_process(
+        "identity",
+        [PYTHON, "-m", "identity"],
+        log_path=data_dir / "identity.log",
+        find_port=lambda pid, _log: listening_port(pid),
+        env=env,
+    ) as server:
+        wait_serving(server.port, IDENTITY_SERVICE)
         yield server
 
 
@@ -531,8 +572,10 @@ def catalog_server(
 # Calls through the generated client
 
 
-def wait_serving(port: int, timeout: float = START_TIMEOUT_S) -> None:
-    """Waits until the catalog's health check answers SERVING."""
+def wait_serving(
+    port: int, service: str = CATALOG_SERVICE, timeout: float = START_TIMEOUT_S
+) -> None:
+    """Waits until the health check of ``service`` (the catalog's) answers SERVING."""
     from grpc_health.v1 import health_pb2
 
     deadline = time.monotonic() + timeout
@@ -544,13 +587,13 @@ def wait_serving(port: int, timeout: float = START_TIMEOUT_S) -> None:
         )
         while True:
             try:
-                answer = check(health_pb2.HealthCheckRequest(service=CATALOG_SERVICE), timeout=2.0)
+                answer = check(health_pb2.HealthCheckRequest(service=service), timeout=2.0)
                 if answer.status == health_pb2.HealthCheckResponse.SERVING:
                     return
             except grpc.RpcError:
                 pass
             if time.monotonic() > deadline:
-                raise BenchError(f"the catalog was not SERVING within {timeout:.0f}s")
+                raise BenchError(f"{service} was not SERVING within {timeout:.0f}s")
             time.sleep(0.1)
 
 
@@ -633,16 +676,39 @@ def check_catalog_calls(
             )
 
 
-def access_log_codes(log: str) -> dict[str, int]:
-    """Counts the access-log lines of ``log`` by status code (one line per call at INFO)."""
-    codes: dict[str, int] = {}
+@dataclass(frozen=True)
+class LoggedCall:
+    """One line of a service's access log: a call's status code, reason and handler time."""
+
+    code: str
+    reason: str
+    #: From the handler's start to its end, error answer included (``duration_ms``).
+    duration_ms: float
+
+
+def access_log_calls(log: str) -> list[LoggedCall]:
+    """The access-log lines of ``log`` (one line per call at INFO), in order."""
+    calls: list[LoggedCall] = []
     for line in log.splitlines():
         if '"agora.access"' not in line:
             continue
         with contextlib.suppress(ValueError):
             entry = json.loads(line)
-            code = str(entry.get("code", "?"))
-            codes[code] = codes.get(code, 0) + 1
+            calls.append(
+                LoggedCall(
+                    str(entry.get("code", "?")),
+                    str(entry.get("reason", "")),
+                    float(entry.get("duration_ms", "nan")),
+                )
+            )
+    return calls
+
+
+def access_log_codes(log: str) -> dict[str, int]:
+    """Counts the access-log lines of ``log`` by status code (one line per call at INFO)."""
+    codes: dict[str, int] = {}
+    for call in access_log_calls(log):
+        codes[call.code] = codes.get(call.code, 0) + 1
     return codes
 
 
@@ -659,6 +725,170 @@ def check_served_ok(server: Server, log_offset: int, expected: int, log_level: s
         codes = access_log_codes(log)
         if codes.get("OK", 0) < expected or set(codes) - {"OK"}:
             raise BenchError(f"the catalog's access log shows {codes}, expected {expected} OK")
+
+
+@dataclass(frozen=True)
+class LimiterRun:
+    """How the catalog answered one run of calls past a caller's rate limit (its access log).
+
+    The handler times are the access log's ``duration_ms``: inside the catalog, from the
+    interceptor's start to the handler's end, the error answer included. h2load cannot
+    split its own latencies by gRPC status: it sees an HTTP 200 either way.
+    """
+
+    calls: int
+    answered: int
+    refused: int
+    refused_p50_ms: float | None
+    refused_p99_ms: float | None
+    answered_p50_ms: float | None
+    answered_p99_ms: float | None
+
+    @property
+    def refused_share(self) -> float:
+        return self.refused / self.calls
+
+
+def _percentile_or_none(values: Sequence[float], fraction: float) -> float | None:
+    return percentile(sorted(values), fraction) if values else None
+
+
+def check_rate_limited(
+    server: Server,
+    log_offset: int,
+    expected: int,
+    *,
+    seconds: float,
+    rate: float,
+    burst: int,
+) -> LimiterRun:
+    """Checks the catalog's access log after ``expected`` calls of one caller past its limit.
+
+    Every call must be OK or RESOURCE_EXHAUSTED with reason ``RATE_LIMITED``, and no more
+    may be answered than a token bucket of ``burst`` refilled at ``rate`` a second allows
+    over the run's ``seconds`` (plus one second of slack): so with more calls than that,
+    some must have been refused.
+    """
+    log = server.log_since(log_offset)
+    if '"level": "ERROR"' in log:
+        raise BenchError(f"the catalog logged errors under load:\n{log[-3000:]}")
+    calls = access_log_calls(log)
+    answered = [call.duration_ms for call in calls if call.code == "OK"]
+    refused = [
+        call.duration_ms
+        for call in calls
+        if call.code == "RESOURCE_EXHAUSTED" and call.reason == "RATE_LIMITED"
+    ]
+    if len(calls) != expected or len(answered) + len(refused) != len(calls):
+        raise BenchError(
+            f"the catalog's access log shows {access_log_codes(log)}, expected {expected} "
+            "calls, each OK or RESOURCE_EXHAUSTED (RATE_LIMITED)"
+        )
+    allowed = burst + rate * (seconds + 1.0)
+    if len(answered) > allowed:
+        raise BenchError(
+            f"the rate limiter let {len(answered)} calls through in {seconds:.2f}s, "
+            f"more than a bucket of {burst} refilled at {rate:g}/s allows ({allowed:.0f})"
+        )
+    return LimiterRun(
+        calls=len(calls),
+        answered=len(answered),
+        refused=len(refused),
+        refused_p50_ms=_percentile_or_none(refused, 0.50),
+        refused_p99_ms=_percentile_or_none(refused, 0.99),
+        answered_p50_ms=_percentile_or_none(answered, 0.50),
+        answered_p99_ms=_percentile_or_none(answered, 0.99),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Identity: a real user and its access token
+
+
+@dataclass(frozen=True)
+class Session:
+    """A user signed up and logged in through identity."""
+
+    #: The user's resource name (``users/{id}``), the ``sub`` of its token.
+    user: str
+    access_token: str
+    #: When the access token expires, in seconds since the Unix epoch.
+    expire_time: float
+
+    @property
+    def authorization(self) -> str:
+        """The request header that carries the token."""
+        return f"authorization: Bearer {self.access_token}"
+
+    @property
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        return (("authorization", f"Bearer {self.access_token}"),)
+
+
+def sign_up_and_log_in(port: int) -> Session:
+    """Signs a new user (a customer, no roles) up with identity and logs it in."""
+    email = f"bench-{secrets.token_hex(6)}@example.com"
+    password = secrets.token_urlsafe(18)
+    with grpc.insecure_channel(f"{HOST}:{port}") as channel:
+        stub = identity_service_pb2_grpc.IdentityServiceStub(channel)
+        # Hashing the password (Argon2, identity's default cost) takes a while.
+        stub.SignUp(
+            identity_service_pb2.SignUpRequest(
+                email=email, password=password, display_name="Benchmark user"
+            ),
+            timeout=CALL_TIMEOUT_S * 3,
+        )
+        login = stub.Login(
+            identity_service_pb2.LoginRequest(email=email, password=password),
+            timeout=CALL_TIMEOUT_S * 3,
+        )
+    if not login.access_token or not login.user:
+        raise BenchError(f"identity's Login answered no token or no user: {login.user!r}")
+    return Session(login.user, login.access_token, float(login.access_token_expire_time.seconds))
+
+
+def _call_code(call: Callable[[], object]) -> grpc.StatusCode:
+    try:
+        call()
+    except grpc.RpcError as error:
+        if isinstance(error, grpc.Call):
+            return error.code()
+        raise
+    return grpc.StatusCode.OK
+
+
+def check_token_accepted(
+    port: int, session: Session, get: catalog_service_pb2.GetProductRequest | None
+) -> None:
+    """Checks that the catalog verifies ``session``'s token as that user's, and (with ``get``)
+    that GetProduct answers with it.
+
+    On a public method such as GetProduct an invalid or expired token is ignored, not
+    refused, so a GetProduct that answers proves nothing about the token. CreateCategory
+    needs the ``admin`` role: a customer's verified token gets PERMISSION_DENIED, where a
+    token that did not verify gets UNAUTHENTICATED, and no token at all from loopback (the
+    local operator, an admin) would get past the access rule. The request's category id
+    is empty, so a call that did get past the access rule would end INVALID_ARGUMENT
+    without creating anything.
+    """
+    with grpc.insecure_channel(f"{HOST}:{port}") as channel:
+        stub = catalog_service_pb2_grpc.CatalogServiceStub(channel)
+        code = _call_code(
+            lambda: stub.CreateCategory(
+                catalog_service_pb2.CreateCategoryRequest(category_id=""),
+                timeout=CALL_TIMEOUT_S,
+                metadata=session.metadata,
+            )
+        )
+        if code != grpc.StatusCode.PERMISSION_DENIED:
+            raise BenchError(
+                f"the catalog answered {code.name} to CreateCategory with {session.user}'s "
+                "token; PERMISSION_DENIED would show it verified the token as a customer's"
+            )
+        if get is not None:
+            got = stub.GetProduct(get, timeout=CALL_TIMEOUT_S, metadata=session.metadata)
+            if got.product.name != get.name:
+                raise BenchError(f"GetProduct({get.name}) answered {got.product.name!r}")
 
 
 # ---------------------------------------------------------------------------------------------

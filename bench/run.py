@@ -8,7 +8,12 @@ Every figure is measured in the same run, with the same h2load load, on this mac
    ListProducts(page_size=50);
 3. a second catalog process on the same data with ``AGORA_LOG_LEVEL=WARNING`` (no access
    log), answering GetProduct: the variation that shows what the per-call log costs;
-4. with ``--postgres URL``, the same catalog cases on a fresh database of that server.
+4. access control: a real identity process, a user signed up and logged in through it, and
+   catalog processes on the same data that fetch identity's keys, answering GetProduct
+   calls that carry the user's access token: with the rate limit off, with loopback not
+   trusted and a rate limit too high to refuse, and with the default rate limit, which
+   refuses most of the calls (how quickly it refuses);
+5. with ``--postgres URL``, the same catalog cases on a fresh database of that server.
 
 All servers stay up for the whole run. Each case is warmed up, then the runs are
 interleaved: each of the ``--repeats`` rounds measures every case once, so a slow spell
@@ -29,9 +34,10 @@ if __package__ in (None, ""):
 
 import argparse
 import json
+import time
 from collections.abc import Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,6 +58,10 @@ DEFAULT_WARMUP = 1000
 DEFAULT_REPEATS = 3
 DEFAULT_PRODUCTS = 200
 LIST_PAGE_SIZE = 50
+#: The runtime's default rate limit of public methods per caller: per second, burst.
+DEFAULT_RATE_LIMIT = (50.0, 100)
+#: A rate limit (per second, and burst) no load of this benchmark reaches.
+RATE_LIMIT_OUT_OF_REACH = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -118,6 +128,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="skip the GetProduct run with AGORA_LOG_LEVEL=WARNING",
     )
     parser.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="skip identity and the GetProduct runs with an access token (see README)",
+    )
+    parser.add_argument(
         "--experiments",
         action="store_true",
         help="add GetProduct on an in-memory store (with and without the access log) and with "
@@ -161,7 +176,15 @@ class Case:
     body_file: Path
     #: The catalog's AGORA_LOG_LEVEL, to check its log after each run; None for echo.
     log_level: str | None = None
+    #: Request headers h2load sends with every call, besides the gRPC ones.
+    headers: tuple[str, ...] = ()
+    #: The settings the server runs with besides the defaults, for the report.
+    settings: dict[str, str] = field(default_factory=dict)
+    #: The rate limit (per second, burst) the calls run past: most are refused, and the
+    #: access log is checked for that instead of for every call answered OK.
+    rate_limit: tuple[float, int] | None = None
     runs: list[Measurement] = field(default_factory=list)
+    limiter_runs: list[harness.LimiterRun] = field(default_factory=list)
 
     def median(self, metric: str) -> float:
         return harness.median([float(getattr(run, metric)) for run in self.runs])
@@ -180,6 +203,10 @@ class Bench:
         self.work = work
         self.servers = servers
         self.cases: list[Case] = []
+        #: The identity user whose token the access-control cases send; None without them.
+        self.session: harness.Session | None = None
+        #: The catalogs that verify that token, checked again after the last round.
+        self.token_catalogs: list[Server] = []
 
     def add(
         self,
@@ -190,12 +217,29 @@ class Bench:
         path: str,
         body: bytes,
         log_level: str | None = None,
+        *,
+        headers: tuple[str, ...] = (),
+        settings: dict[str, str] | None = None,
+        rate_limit: tuple[float, int] | None = None,
     ) -> None:
         body_file = self.work / f"body-{len(self.cases)}.bin"
         body_file.write_bytes(body)
-        self.cases.append(Case(name, server, method, target, path, body_file, log_level))
+        self.cases.append(
+            Case(
+                name,
+                server,
+                method,
+                target,
+                path,
+                body_file,
+                log_level,
+                headers,
+                dict(settings or {}),
+                rate_limit,
+            )
+        )
 
-    def run_once(self, case: Case, requests: int) -> Measurement:
+    def run_once(self, case: Case, requests: int) -> tuple[Measurement, harness.LimiterRun | None]:
         offset = case.target.log_size()
         measured = harness.run_h2load(
             self.h2load,
@@ -206,10 +250,17 @@ class Bench:
             load=self.load,
             server_pid=case.target.pid,
             work_dir=self.work,
+            headers=case.headers,
         )
+        if case.rate_limit is not None:
+            rate, burst = case.rate_limit
+            limited = harness.check_rate_limited(
+                case.target, offset, requests, seconds=measured.seconds, rate=rate, burst=burst
+            )
+            return measured, limited
         if case.log_level is not None:
             harness.check_served_ok(case.target, offset, requests, case.log_level)
-        return measured
+        return measured, None
 
     def measure(self, repeats: int) -> None:
         """Warms every case up, then measures every case once per round, ``repeats`` rounds."""
@@ -219,13 +270,19 @@ class Bench:
                 self.run_once(case, self.load.warmup)
         for round_number in range(1, repeats + 1):
             for case in self.cases:
-                measured = self.run_once(case, self.load.requests)
+                measured, limited = self.run_once(case, self.load.requests)
                 case.runs.append(measured)
+                refused = ""
+                if limited is not None:
+                    case.limiter_runs.append(limited)
+                    refused = f", {limited.refused_share:.1%} refused"
                 _progress(
                     f"round {round_number}/{repeats} {case.name} [{case.server}]: "
                     f"{measured.req_per_s:,.0f} req/s, p50 {measured.p50_ms:.2f} ms, "
                     f"p99 {measured.p99_ms:.2f} ms, {measured.server_cpu_us:.0f} us CPU/req"
+                    f"{refused}"
                 )
+        self.check_token_still_valid()
 
     def add_echo(self, products: int) -> None:
         echo = self.servers.enter_context(harness.echo_server(self.work))
@@ -235,8 +292,11 @@ class Bench:
 
     def add_catalog(
         self, server: str, database_url: str | None, products: int, *, variation: bool
-    ) -> None:
-        """Starts and seeds a catalog on ``database_url`` (None: SQLite) and adds its cases."""
+    ) -> list[str]:
+        """Starts and seeds a catalog on ``database_url`` (None: SQLite) and adds its cases.
+
+        Returns the names of the products seeded.
+        """
         data_dir = self.work / server
         catalog = self.servers.enter_context(
             harness.catalog_server(data_dir, database_url=database_url)
@@ -263,7 +323,7 @@ class Bench:
             "INFO",
         )
         if not variation:
-            return
+            return names
         # A second process on the same data, without the per-call access log.
         quiet = self.servers.enter_context(
             harness.catalog_server(
@@ -278,7 +338,107 @@ class Bench:
             harness.get_product_request(names),
             harness.list_products_request(LIST_PAGE_SIZE),
         )
-        self.add("GetProduct, log WARNING", server, "GetProduct", quiet, get_path, get, "WARNING")
+        self.add(
+            "GetProduct, log WARNING",
+            server,
+            "GetProduct",
+            quiet,
+            get_path,
+            get,
+            "WARNING",
+            settings={"AGORA_LOG_LEVEL": "WARNING"},
+        )
+        return names
+
+    def add_auth(self, names: Sequence[str]) -> None:
+        """GetProduct with a real user's access token, on catalogs sharing the SQLite data.
+
+        Identity runs as a real process; a user signs up and logs in through it, and each
+        catalog gets identity's address, so it fetches identity's keys (GetJwks) and verifies
+        the token as it would any customer's. The same token is sent with every call, as a
+        client does until it expires, so after the first call the catalog finds it in its
+        verified-token cache. GetProduct is ``ACCESS_PUBLIC``, so a user's calls are rate
+        limited per user (default 50 a second, bursts of 100); 4,000 calls of one user would
+        be almost all refused, hence the settings:
+
+        - bearer token: the rate limit off (``AGORA_RATE_LIMIT_PER_SECOND=0``);
+        - loopback untrusted + token: ``AGORA_AUTH_TRUST_LOOPBACK=false`` and a limit far
+          above the load, so every call also takes a token from the user's bucket: the
+          whole path of a remote user's call;
+        - over the rate limit: the default limit, written out; most calls are refused
+          (RESOURCE_EXHAUSTED ``RATE_LIMITED``), which shows how quickly a refusal is made.
+        """
+        data_dir = self.work / "sqlite"
+        identity = self.servers.enter_context(harness.identity_server(self.work / "identity"))
+        _progress("signing a user up and logging in through identity")
+        session = harness.sign_up_and_log_in(identity.port)
+        self.session = session
+        request = harness.get_product_request(names)
+        body = harness.grpc_body(request)
+        get_path = f"/{harness.CATALOG_SERVICE}/GetProduct"
+        unlimited = str(RATE_LIMIT_OUT_OF_REACH)
+        variants: tuple[tuple[str, str, dict[str, str], tuple[float, int] | None], ...] = (
+            ("GetProduct, bearer token", "token", {"AGORA_RATE_LIMIT_PER_SECOND": "0"}, None),
+            (
+                "GetProduct, loopback untrusted + token",
+                "untrusted",
+                {
+                    "AGORA_AUTH_TRUST_LOOPBACK": "false",
+                    "AGORA_RATE_LIMIT_PER_SECOND": unlimited,
+                    "AGORA_RATE_LIMIT_BURST": unlimited,
+                },
+                None,
+            ),
+            (
+                "GetProduct, over the rate limit",
+                "limited",
+                {
+                    "AGORA_RATE_LIMIT_PER_SECOND": f"{DEFAULT_RATE_LIMIT[0]:g}",
+                    "AGORA_RATE_LIMIT_BURST": str(DEFAULT_RATE_LIMIT[1]),
+                },
+                DEFAULT_RATE_LIMIT,
+            ),
+        )
+        for name, label, settings, rate_limit in variants:
+            catalog = self.servers.enter_context(
+                harness.catalog_server(
+                    data_dir,
+                    database_url=None,
+                    log_name=f"catalog-{label}.log",
+                    env={
+                        "AGORA_IDENTITY_ADDR": f"{harness.HOST}:{identity.port}",
+                        **settings,
+                    },
+                )
+            )
+            harness.check_token_accepted(catalog.port, session, request)
+            self.token_catalogs.append(catalog)
+            self.add(
+                name,
+                "sqlite",
+                "GetProduct",
+                catalog,
+                get_path,
+                body,
+                "INFO",
+                headers=(session.authorization,),
+                settings=settings,
+                rate_limit=rate_limit,
+            )
+
+    def check_token_still_valid(self) -> None:
+        """After the last round: the token had not expired and every catalog still verifies it.
+
+        On a public method an expired or rejected token is ignored rather than refused, so
+        without this a run could have measured anonymous calls while claiming token calls.
+        """
+        if self.session is None:
+            return
+        if time.time() >= self.session.expire_time:
+            raise BenchError("the access token expired during the run; its rows are not valid")
+        for catalog in self.token_catalogs:
+            # No GetProduct here: the rate-limited catalog would refuse it.
+            harness.check_token_accepted(catalog.port, self.session, None)
 
     def add_experiments(self, products: int) -> None:
         """GetProduct on catalogs changed only from the outside (bench/instrumented_catalog.py).
@@ -391,7 +551,45 @@ def render(results: Sequence[Case], targets: Sequence[Target], header: dict[str,
             f"target {target.case} {target.metric} {target.wanted}: "
             f"{target.ratio:.2f}x -> {verdict}"
         )
+    for result in results:
+        if result.rate_limit is None:
+            continue
+        limiter = limiter_medians(result)
+        rate, burst = result.rate_limit
+        lines += [
+            "",
+            f"{result.name} [{result.server}], {rate:g} calls/s per caller in bursts of "
+            f"{burst}, one user's token (medians of the rounds):",
+            f"  {limiter['refused_share']:.1%} of {result.runs[0].requests} calls refused "
+            f"RESOURCE_EXHAUSTED (RATE_LIMITED), {limiter['answered']:.0f} answered OK; "
+            f"h2load cannot tell them apart (HTTP 200 and a grpc-status trailer either way): "
+            f"the counts come from the catalog's access log",
+            f"  handler time in the catalog (access log duration_ms) p50 / p99: "
+            f"refused {_ms(limiter['refused_p50_ms'])} / {_ms(limiter['refused_p99_ms'])}, "
+            f"answered {_ms(limiter['answered_p50_ms'])} / {_ms(limiter['answered_p99_ms'])}",
+        ]
     return "\n".join(lines)
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f} ms"
+
+
+def limiter_medians(case: Case) -> dict[str, float | None]:
+    """The medians over the rounds of what the rate limiter did (None: nothing to measure)."""
+    medians: dict[str, float | None] = {}
+    for metric in (
+        "refused_share",
+        "answered",
+        "refused_p50_ms",
+        "refused_p99_ms",
+        "answered_p50_ms",
+        "answered_p99_ms",
+    ):
+        values = [getattr(run, metric) for run in case.limiter_runs]
+        present = [float(value) for value in values if value is not None]
+        medians[metric] = harness.median(present) if present else None
+    return medians
 
 
 def report_json(
@@ -406,10 +604,24 @@ def report_json(
                 "case": result.name,
                 "server": result.server,
                 "method": result.method,
+                "settings": result.settings,
+                "headers": [header.split(":", 1)[0] for header in result.headers],
                 "median": {metric: result.median(metric) for metric in metrics},
                 "throughput_ratio_vs_echo": result.median("req_per_s") / echo.median("req_per_s"),
                 "p99_ratio_vs_echo": result.median("p99_ms") / echo.median("p99_ms"),
                 "runs": [harness.as_dict(run) for run in result.runs],
+                **(
+                    {}
+                    if result.rate_limit is None
+                    else {
+                        "rate_limit": {
+                            "per_second": result.rate_limit[0],
+                            "burst": result.rate_limit[1],
+                        },
+                        "limiter_median": limiter_medians(result),
+                        "limiter_runs": [asdict(run) for run in result.limiter_runs],
+                    }
+                ),
             }
             for result in results
         ],
@@ -441,7 +653,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         with harness.work_directory(args.keep) as work, ExitStack() as servers:
             bench = Bench(h2load, load, work, servers)
             bench.add_echo(args.products)
-            bench.add_catalog("sqlite", None, args.products, variation=variation)
+            names = bench.add_catalog("sqlite", None, args.products, variation=variation)
+            if not args.no_auth:
+                bench.add_auth(names)
             if args.experiments:
                 bench.add_experiments(args.products)
             if args.postgres:
