@@ -41,7 +41,10 @@ class _AccessEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Access.ValueTy
     """Callers whose access token grants one of the policy's `roles`."""
     ACCESS_INTERNAL: _Access.ValueType  # 4
     """Other Agora services only (plus users with one of the policy's `roles`, if it lists
-    any). In mTLS mode a service is identified by the SAN of its client certificate.
+    any). In mTLS mode a service is identified by the SPIFFE URI SAN of its client
+    certificate (`spiffe://agora.local/service/<name>`). Without TLS no caller can prove it
+    is a service, so only the local operator gets in: a call from loopback without an
+    access token, while the server trusts loopback (its default without TLS).
     """
 
 class Access(_Access, metaclass=_AccessEnumTypeWrapper):
@@ -60,7 +63,10 @@ ACCESS_ROLES: Access.ValueType  # 3
 """Callers whose access token grants one of the policy's `roles`."""
 ACCESS_INTERNAL: Access.ValueType  # 4
 """Other Agora services only (plus users with one of the policy's `roles`, if it lists
-any). In mTLS mode a service is identified by the SAN of its client certificate.
+any). In mTLS mode a service is identified by the SPIFFE URI SAN of its client
+certificate (`spiffe://agora.local/service/<name>`). Without TLS no caller can prove it
+is a service, so only the local operator gets in: a call from loopback without an
+access token, while the server trusts loopback (its default without TLS).
 """
 Global___Access: _TypeAlias = Access  # noqa: Y015
 

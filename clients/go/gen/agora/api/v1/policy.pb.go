@@ -38,7 +38,10 @@ const (
 	// Callers whose access token grants one of the policy's `roles`.
 	Access_ACCESS_ROLES Access = 3
 	// Other Agora services only (plus users with one of the policy's `roles`, if it lists
-	// any). In mTLS mode a service is identified by the SAN of its client certificate.
+	// any). In mTLS mode a service is identified by the SPIFFE URI SAN of its client
+	// certificate (`spiffe://agora.local/service/<name>`). Without TLS no caller can prove it
+	// is a service, so only the local operator gets in: a call from loopback without an
+	// access token, while the server trusts loopback (its default without TLS).
 	Access_ACCESS_INTERNAL Access = 4
 )
 
