@@ -12,7 +12,7 @@ import re
 from runtime.errors import FieldViolation
 
 #: 1-63 lowercase letters, digits and hyphens, starting with a letter (``products/{id}``).
-ID_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+ID_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,62}\Z")
 
 
 def validate_id(value: str, field_path: str) -> list[FieldViolation]:

@@ -26,12 +26,16 @@ MAX_PAGE_SIZE = 1000
 def page_size(
     requested: int, default: int = DEFAULT_PAGE_SIZE, maximum: int = MAX_PAGE_SIZE
 ) -> int:
-    """0 means ``default``, values above ``maximum`` are clamped, negative values are invalid."""
+    """0 means ``default``, values above ``maximum`` are clamped, negative values are invalid.
+
+    Raises:
+        InvalidArgument: reason ``INVALID_ARGUMENT``, as every contract documents for a
+            negative ``page_size`` (their ``page_size >= 0`` rules answer the same way).
+    """
     if requested < 0:
         raise InvalidArgument(
             "page_size must not be negative",
             violations=[FieldViolation("page_size", "must be >= 0")],
-            reason="INVALID_PAGE_SIZE",
         )
     return default if requested == 0 else min(requested, maximum)
 

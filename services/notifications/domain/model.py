@@ -17,7 +17,7 @@ from decimal import Decimal
 
 #: Ids of other services' resources (users, orders, payments): recorded as given, so
 #: only their shape is checked.
-FOREIGN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
+FOREIGN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}\Z")
 NANOS_PER_UNIT = 1_000_000_000
 #: The contract's limits on what a notification holds.
 MAX_SUBJECT = 200

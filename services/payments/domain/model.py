@@ -25,7 +25,7 @@ from runtime.errors import FieldViolation
 
 #: Ids of other services' resources (orders, users): recorded as given, so only their shape
 #: is checked.
-FOREIGN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
+FOREIGN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}\Z")
 CURRENCY_PATTERN = re.compile(r"^[A-Z]{3}$")
 NANOS_PER_UNIT = 1_000_000_000
 #: ISO 4217 currencies whose minor unit is not the cent (two decimals): their decimals.

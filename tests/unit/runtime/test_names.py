@@ -12,6 +12,6 @@ def test_valid_ids(good: str) -> None:
     assert validate_id(good, "id") == []
 
 
-@pytest.mark.parametrize("bad", ["", "Green", "1tea", "tea_leaf", "a" * 64, "tea/x", "té"])
+@pytest.mark.parametrize("bad", ["", "Green", "1tea", "tea_leaf", "a" * 64, "tea/x", "té", "tea\n"])
 def test_invalid_ids(bad: str) -> None:
     assert [v.field for v in validate_id(bad, "product_id")] == ["product_id"]

@@ -37,7 +37,7 @@ def test_a_negative_page_size_is_an_invalid_argument(requested: int) -> None:
     with pytest.raises(InvalidArgument) as raised:
         page_size(requested)
 
-    assert raised.value.reason == "INVALID_PAGE_SIZE"
+    assert raised.value.reason == "INVALID_ARGUMENT"
     assert [v.field for v in raised.value.violations] == ["page_size"]
 
 

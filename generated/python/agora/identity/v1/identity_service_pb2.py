@@ -24,6 +24,7 @@ _sym_db = _symbol_database.Default()
 
 from agora.api.v1 import policy_pb2 as agora_dot_api_dot_v1_dot_policy__pb2
 from agora.identity.v1 import user_pb2 as agora_dot_identity_dot_v1_dot_user__pb2
+from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import client_pb2 as google_dot_api_dot_client__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
@@ -31,7 +32,7 @@ from google.api import resource_pb2 as google_dot_api_dot_resource__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(agora/identity/v1/identity_service.proto\x12\x11\x61gora.identity.v1\x1a\x19\x61gora/api/v1/policy.proto\x1a\x1c\x61gora/identity/v1/user.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9c\x01\n\rSignUpRequest\x12\x1a\n\x05\x65mail\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x05\x65mail\x12!\n\x08password\x18\x02 \x01(\tB\x05\xe2\x41\x02\x02\x04R\x08password\x12\'\n\x0c\x64isplay_name\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02R\x0b\x64isplayName\x12#\n\nrequest_id\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01R\trequestId\"=\n\x0eSignUpResponse\x12+\n\x04user\x18\x01 \x01(\x0b\x32\x17.agora.identity.v1.UserR\x04user\"M\n\x0cLoginRequest\x12\x1a\n\x05\x65mail\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x05\x65mail\x12!\n\x08password\x18\x02 \x01(\tB\x05\xe2\x41\x02\x02\x04R\x08password\"\xb1\x02\n\rLoginResponse\x12!\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\tR\x0b\x61\x63\x63\x65ssToken\x12S\n\x18\x61\x63\x63\x65ss_token_expire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x15\x61\x63\x63\x65ssTokenExpireTime\x12#\n\rrefresh_token\x18\x03 \x01(\tR\x0crefreshToken\x12U\n\x19refresh_token_expire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x16refreshTokenExpireTime\x12,\n\x04user\x18\x05 \x01(\tB\x18\xfa\x41\x15\n\x13identity.agora/UserR\x04user\"A\n\x13RefreshTokenRequest\x12*\n\rrefresh_token\x18\x01 \x01(\tB\x05\xe2\x41\x02\x02\x04R\x0crefreshToken\"\xb8\x02\n\x14RefreshTokenResponse\x12!\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\tR\x0b\x61\x63\x63\x65ssToken\x12S\n\x18\x61\x63\x63\x65ss_token_expire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x15\x61\x63\x63\x65ssTokenExpireTime\x12#\n\rrefresh_token\x18\x03 \x01(\tR\x0crefreshToken\x12U\n\x19refresh_token_expire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x16refreshTokenExpireTime\x12,\n\x04user\x18\x05 \x01(\tB\x18\xfa\x41\x15\n\x13identity.agora/UserR\x04user\"B\n\x0eGetUserRequest\x12\x30\n\x04name\x18\x01 \x01(\tB\x1c\xe2\x41\x01\x02\xfa\x41\x15\n\x13identity.agora/UserR\x04name\">\n\x0fGetUserResponse\x12+\n\x04user\x18\x01 \x01(\x0b\x32\x17.agora.identity.v1.UserR\x04user\"\x10\n\x0eGetJwksRequest\"a\n\x0fGetJwksResponse\x12\x31\n\x04keys\x18\x01 \x03(\x0b\x32\x1d.agora.identity.v1.JsonWebKeyR\x04keys\x12\x1b\n\tjwks_json\x18\x02 \x01(\tR\x08jwksJson\"\x82\x01\n\nJsonWebKey\x12\x10\n\x03kid\x18\x01 \x01(\tR\x03kid\x12\x10\n\x03kty\x18\x02 \x01(\tR\x03kty\x12\x10\n\x03\x63rv\x18\x03 \x01(\tR\x03\x63rv\x12\x0c\n\x01x\x18\x04 \x01(\tR\x01x\x12\x0c\n\x01y\x18\x05 \x01(\tR\x01y\x12\x10\n\x03\x61lg\x18\x06 \x01(\tR\x03\x61lg\x12\x10\n\x03use\x18\x07 \x01(\tR\x03use2\xd3\x05\n\x0fIdentityService\x12\x95\x01\n\x06SignUp\x12 .agora.identity.v1.SignUpRequest\x1a!.agora.identity.v1.SignUpResponse\"F\x90\x02\x02\xda\x41\x1b\x65mail,password,display_name\x8a\xb5\x18\x06\x08\x01\x1a\x02\x08\n\x82\xd3\xe4\x93\x02\x15\"\x10/v1/users:signUp:\x01*\x12\x81\x01\n\x05Login\x12\x1f.agora.identity.v1.LoginRequest\x1a .agora.identity.v1.LoginResponse\"5\xda\x41\x0e\x65mail,password\x8a\xb5\x18\x06\x08\x01\x1a\x02\x08\n\x82\xd3\xe4\x93\x02\x14\"\x0f/v1/users:login:\x01*\x12\x9c\x01\n\x0cRefreshToken\x12&.agora.identity.v1.RefreshTokenRequest\x1a\'.agora.identity.v1.RefreshTokenResponse\";\xda\x41\rrefresh_token\x8a\xb5\x18\x06\x08\x01\x1a\x02\x08\x05\x82\xd3\xe4\x93\x02\x1b\"\x16/v1/users:refreshToken:\x01*\x12\x80\x01\n\x07GetUser\x12!.agora.identity.v1.GetUserRequest\x1a\".agora.identity.v1.GetUserResponse\".\x90\x02\x01\xda\x41\x04name\x8a\xb5\x18\x06\x08\x02\x1a\x02\x08\x02\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/{name=users/*}\x12o\n\x07GetJwks\x12!.agora.identity.v1.GetJwksRequest\x1a\".agora.identity.v1.GetJwksResponse\"\x1d\x90\x02\x01\x8a\xb5\x18\x06\x08\x01\x1a\x02\x08\x02\x82\xd3\xe4\x93\x02\n\x12\x08/v1/jwks\x1a\x11\xca\x41\x0eidentity.agoraB3Z1agora/clients/go/gen/agora/identity/v1;identityv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(agora/identity/v1/identity_service.proto\x12\x11\x61gora.identity.v1\x1a\x19\x61gora/api/v1/policy.proto\x1a\x1c\x61gora/identity/v1/user.proto\x1a\x1b\x62uf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9c\x01\n\rSignUpRequest\x12\x1a\n\x05\x65mail\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x05\x65mail\x12!\n\x08password\x18\x02 \x01(\tB\x05\xe2\x41\x02\x02\x04R\x08password\x12\'\n\x0c\x64isplay_name\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02R\x0b\x64isplayName\x12#\n\nrequest_id\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01R\trequestId\"=\n\x0eSignUpResponse\x12+\n\x04user\x18\x01 \x01(\x0b\x32\x17.agora.identity.v1.UserR\x04user\"\x8f\x01\n\x0cLoginRequest\x12V\n\x05\x65mail\x18\x01 \x01(\tB@\xe2\x41\x01\x02\xbaH9\xba\x01\x33\n\tnot_blank\x12\x11must not be blank\x1a\x13this.matches(\'\\\\S\')\xc8\x01\x01R\x05\x65mail\x12\'\n\x08password\x18\x02 \x01(\tB\x0b\xe2\x41\x02\x02\x04\xbaH\x03\xc8\x01\x01R\x08password\"\xb1\x02\n\rLoginResponse\x12!\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\tR\x0b\x61\x63\x63\x65ssToken\x12S\n\x18\x61\x63\x63\x65ss_token_expire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x15\x61\x63\x63\x65ssTokenExpireTime\x12#\n\rrefresh_token\x18\x03 \x01(\tR\x0crefreshToken\x12U\n\x19refresh_token_expire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x16refreshTokenExpireTime\x12,\n\x04user\x18\x05 \x01(\tB\x18\xfa\x41\x15\n\x13identity.agora/UserR\x04user\"G\n\x13RefreshTokenRequest\x12\x30\n\rrefresh_token\x18\x01 \x01(\tB\x0b\xe2\x41\x02\x02\x04\xbaH\x03\xc8\x01\x01R\x0crefreshToken\"\xb8\x02\n\x14RefreshTokenResponse\x12!\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\tR\x0b\x61\x63\x63\x65ssToken\x12S\n\x18\x61\x63\x63\x65ss_token_expire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x15\x61\x63\x63\x65ssTokenExpireTime\x12#\n\rrefresh_token\x18\x03 \x01(\tR\x0crefreshToken\x12U\n\x19refresh_token_expire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x16refreshTokenExpireTime\x12,\n\x04user\x18\x05 \x01(\tB\x18\xfa\x41\x15\n\x13identity.agora/UserR\x04user\"\xb7\x01\n\x0eGetUserRequest\x12\xa4\x01\n\x04name\x18\x01 \x01(\tB\x8f\x01\xe2\x41\x01\x02\xfa\x41\x15\n\x13identity.agora/User\xbaHp\xba\x01j\n\tuser_name\x12/must have the form users/{user} with a valid id\x1a,this.matches(\'^users/[a-z][a-z0-9-]{0,62}$\')\xc8\x01\x01R\x04name\">\n\x0fGetUserResponse\x12+\n\x04user\x18\x01 \x01(\x0b\x32\x17.agora.identity.v1.UserR\x04user\"\x10\n\x0eGetJwksRequest\"a\n\x0fGetJwksResponse\x12\x31\n\x04keys\x18\x01 \x03(\x0b\x32\x1d.agora.identity.v1.JsonWebKeyR\x04keys\x12\x1b\n\tjwks_json\x18\x02 \x01(\tR\x08jwksJson\"\x82\x01\n\nJsonWebKey\x12\x10\n\x03kid\x18\x01 \x01(\tR\x03kid\x12\x10\n\x03kty\x18\x02 \x01(\tR\x03kty\x12\x10\n\x03\x63rv\x18\x03 \x01(\tR\x03\x63rv\x12\x0c\n\x01x\x18\x04 \x01(\tR\x01x\x12\x0c\n\x01y\x18\x05 \x01(\tR\x01y\x12\x10\n\x03\x61lg\x18\x06 \x01(\tR\x03\x61lg\x12\x10\n\x03use\x18\x07 \x01(\tR\x03use2\xd3\x05\n\x0fIdentityService\x12\x95\x01\n\x06SignUp\x12 .agora.identity.v1.SignUpRequest\x1a!.agora.identity.v1.SignUpResponse\"F\x90\x02\x02\xda\x41\x1b\x65mail,password,display_name\x8a\xb5\x18\x06\x08\x01\x1a\x02\x08\n\x82\xd3\xe4\x93\x02\x15\"\x10/v1/users:signUp:\x01*\x12\x81\x01\n\x05Login\x12\x1f.agora.identity.v1.LoginRequest\x1a .agora.identity.v1.LoginResponse\"5\xda\x41\x0e\x65mail,password\x8a\xb5\x18\x06\x08\x01\x1a\x02\x08\n\x82\xd3\xe4\x93\x02\x14\"\x0f/v1/users:login:\x01*\x12\x9c\x01\n\x0cRefreshToken\x12&.agora.identity.v1.RefreshTokenRequest\x1a\'.agora.identity.v1.RefreshTokenResponse\";\xda\x41\rrefresh_token\x8a\xb5\x18\x06\x08\x01\x1a\x02\x08\x05\x82\xd3\xe4\x93\x02\x1b\"\x16/v1/users:refreshToken:\x01*\x12\x80\x01\n\x07GetUser\x12!.agora.identity.v1.GetUserRequest\x1a\".agora.identity.v1.GetUserResponse\".\x90\x02\x01\xda\x41\x04name\x8a\xb5\x18\x06\x08\x02\x1a\x02\x08\x02\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/{name=users/*}\x12o\n\x07GetJwks\x12!.agora.identity.v1.GetJwksRequest\x1a\".agora.identity.v1.GetJwksResponse\"\x1d\x90\x02\x01\x8a\xb5\x18\x06\x08\x01\x1a\x02\x08\x02\x82\xd3\xe4\x93\x02\n\x12\x08/v1/jwks\x1a\x11\xca\x41\x0eidentity.agoraB3Z1agora/clients/go/gen/agora/identity/v1;identityv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -48,17 +49,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SIGNUPREQUEST'].fields_by_name['request_id']._loaded_options = None
   _globals['_SIGNUPREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\001'
   _globals['_LOGINREQUEST'].fields_by_name['email']._loaded_options = None
-  _globals['_LOGINREQUEST'].fields_by_name['email']._serialized_options = b'\342A\001\002'
+  _globals['_LOGINREQUEST'].fields_by_name['email']._serialized_options = b'\342A\001\002\272H9\272\0013\n\tnot_blank\022\021must not be blank\032\023this.matches(\'\\\\S\')\310\001\001'
   _globals['_LOGINREQUEST'].fields_by_name['password']._loaded_options = None
-  _globals['_LOGINREQUEST'].fields_by_name['password']._serialized_options = b'\342A\002\002\004'
+  _globals['_LOGINREQUEST'].fields_by_name['password']._serialized_options = b'\342A\002\002\004\272H\003\310\001\001'
   _globals['_LOGINRESPONSE'].fields_by_name['user']._loaded_options = None
   _globals['_LOGINRESPONSE'].fields_by_name['user']._serialized_options = b'\372A\025\n\023identity.agora/User'
   _globals['_REFRESHTOKENREQUEST'].fields_by_name['refresh_token']._loaded_options = None
-  _globals['_REFRESHTOKENREQUEST'].fields_by_name['refresh_token']._serialized_options = b'\342A\002\002\004'
+  _globals['_REFRESHTOKENREQUEST'].fields_by_name['refresh_token']._serialized_options = b'\342A\002\002\004\272H\003\310\001\001'
   _globals['_REFRESHTOKENRESPONSE'].fields_by_name['user']._loaded_options = None
   _globals['_REFRESHTOKENRESPONSE'].fields_by_name['user']._serialized_options = b'\372A\025\n\023identity.agora/User'
   _globals['_GETUSERREQUEST'].fields_by_name['name']._loaded_options = None
-  _globals['_GETUSERREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\025\n\023identity.agora/User'
+  _globals['_GETUSERREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\025\n\023identity.agora/User\272Hp\272\001j\n\tuser_name\022/must have the form users/{user} with a valid id\032,this.matches(\'^users/[a-z][a-z0-9-]{0,62}$\')\310\001\001'
   _globals['_IDENTITYSERVICE']._loaded_options = None
   _globals['_IDENTITYSERVICE']._serialized_options = b'\312A\016identity.agora'
   _globals['_IDENTITYSERVICE'].methods_by_name['SignUp']._loaded_options = None
@@ -71,28 +72,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_IDENTITYSERVICE'].methods_by_name['GetUser']._serialized_options = b'\220\002\001\332A\004name\212\265\030\006\010\002\032\002\010\002\202\323\344\223\002\024\022\022/v1/{name=users/*}'
   _globals['_IDENTITYSERVICE'].methods_by_name['GetJwks']._loaded_options = None
   _globals['_IDENTITYSERVICE'].methods_by_name['GetJwks']._serialized_options = b'\220\002\001\212\265\030\006\010\001\032\002\010\002\202\323\344\223\002\n\022\010/v1/jwks'
-  _globals['_SIGNUPREQUEST']._serialized_start=269
-  _globals['_SIGNUPREQUEST']._serialized_end=425
-  _globals['_SIGNUPRESPONSE']._serialized_start=427
-  _globals['_SIGNUPRESPONSE']._serialized_end=488
-  _globals['_LOGINREQUEST']._serialized_start=490
-  _globals['_LOGINREQUEST']._serialized_end=567
-  _globals['_LOGINRESPONSE']._serialized_start=570
-  _globals['_LOGINRESPONSE']._serialized_end=875
-  _globals['_REFRESHTOKENREQUEST']._serialized_start=877
-  _globals['_REFRESHTOKENREQUEST']._serialized_end=942
-  _globals['_REFRESHTOKENRESPONSE']._serialized_start=945
-  _globals['_REFRESHTOKENRESPONSE']._serialized_end=1257
-  _globals['_GETUSERREQUEST']._serialized_start=1259
-  _globals['_GETUSERREQUEST']._serialized_end=1325
-  _globals['_GETUSERRESPONSE']._serialized_start=1327
-  _globals['_GETUSERRESPONSE']._serialized_end=1389
-  _globals['_GETJWKSREQUEST']._serialized_start=1391
-  _globals['_GETJWKSREQUEST']._serialized_end=1407
-  _globals['_GETJWKSRESPONSE']._serialized_start=1409
-  _globals['_GETJWKSRESPONSE']._serialized_end=1506
-  _globals['_JSONWEBKEY']._serialized_start=1509
-  _globals['_JSONWEBKEY']._serialized_end=1639
-  _globals['_IDENTITYSERVICE']._serialized_start=1642
-  _globals['_IDENTITYSERVICE']._serialized_end=2365
+  _globals['_SIGNUPREQUEST']._serialized_start=298
+  _globals['_SIGNUPREQUEST']._serialized_end=454
+  _globals['_SIGNUPRESPONSE']._serialized_start=456
+  _globals['_SIGNUPRESPONSE']._serialized_end=517
+  _globals['_LOGINREQUEST']._serialized_start=520
+  _globals['_LOGINREQUEST']._serialized_end=663
+  _globals['_LOGINRESPONSE']._serialized_start=666
+  _globals['_LOGINRESPONSE']._serialized_end=971
+  _globals['_REFRESHTOKENREQUEST']._serialized_start=973
+  _globals['_REFRESHTOKENREQUEST']._serialized_end=1044
+  _globals['_REFRESHTOKENRESPONSE']._serialized_start=1047
+  _globals['_REFRESHTOKENRESPONSE']._serialized_end=1359
+  _globals['_GETUSERREQUEST']._serialized_start=1362
+  _globals['_GETUSERREQUEST']._serialized_end=1545
+  _globals['_GETUSERRESPONSE']._serialized_start=1547
+  _globals['_GETUSERRESPONSE']._serialized_end=1609
+  _globals['_GETJWKSREQUEST']._serialized_start=1611
+  _globals['_GETJWKSREQUEST']._serialized_end=1627
+  _globals['_GETJWKSRESPONSE']._serialized_start=1629
+  _globals['_GETJWKSRESPONSE']._serialized_end=1726
+  _globals['_JSONWEBKEY']._serialized_start=1729
+  _globals['_JSONWEBKEY']._serialized_end=1859
+  _globals['_IDENTITYSERVICE']._serialized_start=1862
+  _globals['_IDENTITYSERVICE']._serialized_end=2585
 # @@protoc_insertion_point(module_scope)

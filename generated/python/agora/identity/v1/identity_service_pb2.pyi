@@ -96,7 +96,9 @@ class LoginRequest(_message.Message):
     EMAIL_FIELD_NUMBER: _builtins.int
     PASSWORD_FIELD_NUMBER: _builtins.int
     email: _builtins.str
-    """The email address the user signed up with, compared without regard to case."""
+    """The email address the user signed up with, compared without regard to case.
+    Surrounding whitespace is removed.
+    """
     password: _builtins.str
     """The user's password."""
     def __init__(

@@ -44,7 +44,11 @@ class IdentityServiceStub:
 
     Every error carries a `google.rpc.ErrorInfo` with domain `identity.agora` and a reason
     such as `USER_NOT_FOUND`; invalid requests also carry a `google.rpc.BadRequest` listing
-    each offending field.
+    each offending field. Requests are first checked against the `buf.validate` rules of
+    these messages: a request that breaks any of them returns `INVALID_ARGUMENT` (reason
+    `INVALID_ARGUMENT`) with a `BadRequest` naming every broken rule's field, and has no
+    effect. `SignUpRequest` has no such rules, so that a malformed email address or
+    password always gets its own reason.
     """
 
     def __init__(self, channel):
@@ -99,7 +103,11 @@ class IdentityServiceServicer:
 
     Every error carries a `google.rpc.ErrorInfo` with domain `identity.agora` and a reason
     such as `USER_NOT_FOUND`; invalid requests also carry a `google.rpc.BadRequest` listing
-    each offending field.
+    each offending field. Requests are first checked against the `buf.validate` rules of
+    these messages: a request that breaks any of them returns `INVALID_ARGUMENT` (reason
+    `INVALID_ARGUMENT`) with a `BadRequest` naming every broken rule's field, and has no
+    effect. `SignUpRequest` has no such rules, so that a malformed email address or
+    password always gets its own reason.
     """
 
     def SignUp(self, request, context):
@@ -244,7 +252,11 @@ class IdentityService:
 
     Every error carries a `google.rpc.ErrorInfo` with domain `identity.agora` and a reason
     such as `USER_NOT_FOUND`; invalid requests also carry a `google.rpc.BadRequest` listing
-    each offending field.
+    each offending field. Requests are first checked against the `buf.validate` rules of
+    these messages: a request that breaks any of them returns `INVALID_ARGUMENT` (reason
+    `INVALID_ARGUMENT`) with a `BadRequest` naming every broken rule's field, and has no
+    effect. `SignUpRequest` has no such rules, so that a malformed email address or
+    password always gets its own reason.
     """
 
     @staticmethod

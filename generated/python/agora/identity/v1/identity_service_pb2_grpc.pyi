@@ -45,7 +45,11 @@ class IdentityServiceStub:
 
     Every error carries a `google.rpc.ErrorInfo` with domain `identity.agora` and a reason
     such as `USER_NOT_FOUND`; invalid requests also carry a `google.rpc.BadRequest` listing
-    each offending field.
+    each offending field. Requests are first checked against the `buf.validate` rules of
+    these messages: a request that breaks any of them returns `INVALID_ARGUMENT` (reason
+    `INVALID_ARGUMENT`) with a `BadRequest` naming every broken rule's field, and has no
+    effect. `SignUpRequest` has no such rules, so that a malformed email address or
+    password always gets its own reason.
     """
 
     @_typing.overload
@@ -140,7 +144,11 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
 
     Every error carries a `google.rpc.ErrorInfo` with domain `identity.agora` and a reason
     such as `USER_NOT_FOUND`; invalid requests also carry a `google.rpc.BadRequest` listing
-    each offending field.
+    each offending field. Requests are first checked against the `buf.validate` rules of
+    these messages: a request that breaks any of them returns `INVALID_ARGUMENT` (reason
+    `INVALID_ARGUMENT`) with a `BadRequest` naming every broken rule's field, and has no
+    effect. `SignUpRequest` has no such rules, so that a malformed email address or
+    password always gets its own reason.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -231,7 +239,11 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
 
     Every error carries a `google.rpc.ErrorInfo` with domain `identity.agora` and a reason
     such as `USER_NOT_FOUND`; invalid requests also carry a `google.rpc.BadRequest` listing
-    each offending field.
+    each offending field. Requests are first checked against the `buf.validate` rules of
+    these messages: a request that breaks any of them returns `INVALID_ARGUMENT` (reason
+    `INVALID_ARGUMENT`) with a `BadRequest` naming every broken rule's field, and has no
+    effect. `SignUpRequest` has no such rules, so that a malformed email address or
+    password always gets its own reason.
     """
 
     @_abc_1.abstractmethod

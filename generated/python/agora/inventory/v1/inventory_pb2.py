@@ -22,12 +22,13 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.api import resource_pb2 as google_dot_api_dot_resource__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"agora/inventory/v1/inventory.proto\x12\x12\x61gora.inventory.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe2\x02\n\x05Stock\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08R\x04name\x12\x38\n\x07product\x18\x02 \x01(\tB\x1e\xe2\x41\x01\x03\xfa\x41\x17\n\x15\x63\x61talog.agora/ProductR\x07product\x12\x1d\n\x07on_hand\x18\x03 \x01(\x03\x42\x04\xe2\x41\x01\x03R\x06onHand\x12 \n\x08reserved\x18\x04 \x01(\x03\x42\x04\xe2\x41\x01\x03R\x08reserved\x12\"\n\tavailable\x18\x05 \x01(\x03\x42\x04\xe2\x41\x01\x03R\tavailable\x12\x41\n\x0bupdate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\nupdateTime\x12\x18\n\x04\x65tag\x18\x07 \x01(\tB\x04\xe2\x41\x01\x01R\x04\x65tag:C\xea\x41@\n\x15inventory.agora/Stock\x12\x18products/{product}/stock*\x06stocks2\x05stock\"\xff\x03\n\x0bReservation\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08R\x04name\x12\x31\n\x05order\x18\x02 \x01(\tB\x1b\xe2\x41\x01\x03\xfa\x41\x14\n\x12orders.agora/OrderR\x05order\x12?\n\x05items\x18\x03 \x03(\x0b\x32#.agora.inventory.v1.ReservationItemB\x04\xe2\x41\x01\x03R\x05items\x12@\n\x05state\x18\x04 \x01(\x0e\x32$.agora.inventory.v1.ReservationStateB\x04\xe2\x41\x01\x03R\x05state\x12\x41\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\ncreateTime\x12\x41\n\x0b\x65xpire_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\nexpireTime\x12\x41\n\x0bupdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\nupdateTime:W\xea\x41T\n\x1binventory.agora/Reservation\x12\x1areservations/{reservation}*\x0creservations2\x0breservation\"m\n\x0fReservationItem\x12\x38\n\x07product\x18\x01 \x01(\tB\x1e\xe2\x41\x01\x02\xfa\x41\x17\n\x15\x63\x61talog.agora/ProductR\x07product\x12 \n\x08quantity\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x02R\x08quantity*\xb3\x01\n\x10ReservationState\x12!\n\x1dRESERVATION_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18RESERVATION_STATE_ACTIVE\x10\x01\x12\x1f\n\x1bRESERVATION_STATE_COMMITTED\x10\x02\x12\x1e\n\x1aRESERVATION_STATE_RELEASED\x10\x03\x12\x1d\n\x19RESERVATION_STATE_EXPIRED\x10\x04\x42\x35Z3agora/clients/go/gen/agora/inventory/v1;inventoryv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"agora/inventory/v1/inventory.proto\x12\x12\x61gora.inventory.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe2\x02\n\x05Stock\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08R\x04name\x12\x38\n\x07product\x18\x02 \x01(\tB\x1e\xe2\x41\x01\x03\xfa\x41\x17\n\x15\x63\x61talog.agora/ProductR\x07product\x12\x1d\n\x07on_hand\x18\x03 \x01(\x03\x42\x04\xe2\x41\x01\x03R\x06onHand\x12 \n\x08reserved\x18\x04 \x01(\x03\x42\x04\xe2\x41\x01\x03R\x08reserved\x12\"\n\tavailable\x18\x05 \x01(\x03\x42\x04\xe2\x41\x01\x03R\tavailable\x12\x41\n\x0bupdate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\nupdateTime\x12\x18\n\x04\x65tag\x18\x07 \x01(\tB\x04\xe2\x41\x01\x01R\x04\x65tag:C\xea\x41@\n\x15inventory.agora/Stock\x12\x18products/{product}/stock*\x06stocks2\x05stock\"\xff\x03\n\x0bReservation\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08R\x04name\x12\x31\n\x05order\x18\x02 \x01(\tB\x1b\xe2\x41\x01\x03\xfa\x41\x14\n\x12orders.agora/OrderR\x05order\x12?\n\x05items\x18\x03 \x03(\x0b\x32#.agora.inventory.v1.ReservationItemB\x04\xe2\x41\x01\x03R\x05items\x12@\n\x05state\x18\x04 \x01(\x0e\x32$.agora.inventory.v1.ReservationStateB\x04\xe2\x41\x01\x03R\x05state\x12\x41\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\ncreateTime\x12\x41\n\x0b\x65xpire_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\nexpireTime\x12\x41\n\x0bupdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\nupdateTime:W\xea\x41T\n\x1binventory.agora/Reservation\x12\x1areservations/{reservation}*\x0creservations2\x0breservation\"\xf8\x01\n\x0fReservationItem\x12\xb8\x01\n\x07product\x18\x01 \x01(\tB\x9d\x01\xe2\x41\x01\x02\xfa\x41\x17\n\x15\x63\x61talog.agora/Product\xbaH|\xba\x01v\n\x0cproduct_name\x12\x35must have the form products/{product} with a valid id\x1a/this.matches(\'^products/[a-z][a-z0-9-]{0,62}$\')\xc8\x01\x01R\x07product\x12*\n\x08quantity\x18\x02 \x01(\x05\x42\x0e\xe2\x41\x01\x02\xbaH\x07\x1a\x05\x18\x90N(\x01R\x08quantity*\xb3\x01\n\x10ReservationState\x12!\n\x1dRESERVATION_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18RESERVATION_STATE_ACTIVE\x10\x01\x12\x1f\n\x1bRESERVATION_STATE_COMMITTED\x10\x02\x12\x1e\n\x1aRESERVATION_STATE_RELEASED\x10\x03\x12\x1d\n\x19RESERVATION_STATE_EXPIRED\x10\x04\x42\x35Z3agora/clients/go/gen/agora/inventory/v1;inventoryv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -68,15 +69,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RESERVATION']._loaded_options = None
   _globals['_RESERVATION']._serialized_options = b'\352AT\n\033inventory.agora/Reservation\022\032reservations/{reservation}*\014reservations2\013reservation'
   _globals['_RESERVATIONITEM'].fields_by_name['product']._loaded_options = None
-  _globals['_RESERVATIONITEM'].fields_by_name['product']._serialized_options = b'\342A\001\002\372A\027\n\025catalog.agora/Product'
+  _globals['_RESERVATIONITEM'].fields_by_name['product']._serialized_options = b'\342A\001\002\372A\027\n\025catalog.agora/Product\272H|\272\001v\n\014product_name\0225must have the form products/{product} with a valid id\032/this.matches(\'^products/[a-z][a-z0-9-]{0,62}$\')\310\001\001'
   _globals['_RESERVATIONITEM'].fields_by_name['quantity']._loaded_options = None
-  _globals['_RESERVATIONITEM'].fields_by_name['quantity']._serialized_options = b'\342A\001\002'
-  _globals['_RESERVATIONSTATE']._serialized_start=1134
-  _globals['_RESERVATIONSTATE']._serialized_end=1313
-  _globals['_STOCK']._serialized_start=152
-  _globals['_STOCK']._serialized_end=506
-  _globals['_RESERVATION']._serialized_start=509
-  _globals['_RESERVATION']._serialized_end=1020
-  _globals['_RESERVATIONITEM']._serialized_start=1022
-  _globals['_RESERVATIONITEM']._serialized_end=1131
+  _globals['_RESERVATIONITEM'].fields_by_name['quantity']._serialized_options = b'\342A\001\002\272H\007\032\005\030\220N(\001'
+  _globals['_RESERVATIONSTATE']._serialized_start=1303
+  _globals['_RESERVATIONSTATE']._serialized_end=1482
+  _globals['_STOCK']._serialized_start=181
+  _globals['_STOCK']._serialized_end=535
+  _globals['_RESERVATION']._serialized_start=538
+  _globals['_RESERVATION']._serialized_end=1049
+  _globals['_RESERVATIONITEM']._serialized_start=1052
+  _globals['_RESERVATIONITEM']._serialized_end=1300
 # @@protoc_insertion_point(module_scope)

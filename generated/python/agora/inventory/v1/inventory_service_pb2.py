@@ -24,6 +24,7 @@ _sym_db = _symbol_database.Default()
 
 from agora.api.v1 import policy_pb2 as agora_dot_api_dot_v1_dot_policy__pb2
 from agora.inventory.v1 import inventory_pb2 as agora_dot_inventory_dot_v1_dot_inventory__pb2
+from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import client_pb2 as google_dot_api_dot_client__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
@@ -31,7 +32,7 @@ from google.api import resource_pb2 as google_dot_api_dot_resource__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*agora/inventory/v1/inventory_service.proto\x12\x12\x61gora.inventory.v1\x1a\x19\x61gora/api/v1/policy.proto\x1a\"agora/inventory/v1/inventory.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1egoogle/protobuf/duration.proto\"\xa3\x01\n\x0fSetStockRequest\x12\x32\n\x04name\x18\x01 \x01(\tB\x1e\xe2\x41\x01\x02\xfa\x41\x17\n\x15inventory.agora/StockR\x04name\x12\x1d\n\x07on_hand\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x02R\x06onHand\x12\x18\n\x04\x65tag\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01R\x04\x65tag\x12#\n\nrequest_id\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01R\trequestId\"C\n\x10SetStockResponse\x12/\n\x05stock\x18\x01 \x01(\x0b\x32\x19.agora.inventory.v1.StockR\x05stock\"E\n\x0fGetStockRequest\x12\x32\n\x04name\x18\x01 \x01(\tB\x1e\xe2\x41\x01\x02\xfa\x41\x17\n\x15inventory.agora/StockR\x04name\"C\n\x10GetStockResponse\x12/\n\x05stock\x18\x01 \x01(\x0b\x32\x19.agora.inventory.v1.StockR\x05stock\"\xe1\x01\n\x13ReserveStockRequest\x12\x31\n\x05order\x18\x01 \x01(\tB\x1b\xe2\x41\x01\x02\xfa\x41\x14\n\x12orders.agora/OrderR\x05order\x12?\n\x05items\x18\x02 \x03(\x0b\x32#.agora.inventory.v1.ReservationItemB\x04\xe2\x41\x01\x02R\x05items\x12\x31\n\x03ttl\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationB\x04\xe2\x41\x01\x01R\x03ttl\x12#\n\nrequest_id\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01R\trequestId\"Y\n\x14ReserveStockResponse\x12\x41\n\x0breservation\x18\x01 \x01(\x0b\x32\x1f.agora.inventory.v1.ReservationR\x0breservation\"y\n\x18\x43ommitReservationRequest\x12\x38\n\x04name\x18\x01 \x01(\tB$\xe2\x41\x01\x02\xfa\x41\x1d\n\x1binventory.agora/ReservationR\x04name\x12#\n\nrequest_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01R\trequestId\"^\n\x19\x43ommitReservationResponse\x12\x41\n\x0breservation\x18\x01 \x01(\x0b\x32\x1f.agora.inventory.v1.ReservationR\x0breservation\"z\n\x19ReleaseReservationRequest\x12\x38\n\x04name\x18\x01 \x01(\tB$\xe2\x41\x01\x02\xfa\x41\x1d\n\x1binventory.agora/ReservationR\x04name\x12#\n\nrequest_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01R\trequestId\"_\n\x1aReleaseReservationResponse\x12\x41\n\x0breservation\x18\x01 \x01(\x0b\x32\x1f.agora.inventory.v1.ReservationR\x0breservation\"Q\n\x15GetReservationRequest\x12\x38\n\x04name\x18\x01 \x01(\tB$\xe2\x41\x01\x02\xfa\x41\x1d\n\x1binventory.agora/ReservationR\x04name\"[\n\x16GetReservationResponse\x12\x41\n\x0breservation\x18\x01 \x01(\x0b\x32\x1f.agora.inventory.v1.ReservationR\x0breservation2\x9a\x08\n\x10InventoryService\x12\xa4\x01\n\x08SetStock\x12#.agora.inventory.v1.SetStockRequest\x1a$.agora.inventory.v1.SetStockResponse\"M\x90\x02\x02\xda\x41\x0cname,on_hand\x8a\xb5\x18\r\x08\x03\x12\x05\x61\x64min\x1a\x02\x08\x05\x82\xd3\xe4\x93\x02$\"\x1f/v1/{name=products/*/stock}:set:\x01*\x12\x8e\x01\n\x08GetStock\x12#.agora.inventory.v1.GetStockRequest\x1a$.agora.inventory.v1.GetStockResponse\"7\x90\x02\x01\xda\x41\x04name\x8a\xb5\x18\x06\x08\x01\x1a\x02\x08\x02\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/{name=products/*/stock}\x12\xa5\x01\n\x0cReserveStock\x12\'.agora.inventory.v1.ReserveStockRequest\x1a(.agora.inventory.v1.ReserveStockResponse\"B\x90\x02\x02\xda\x41\x0forder,items,ttl\x8a\xb5\x18\x06\x08\x04\x1a\x02\x08\x05\x82\xd3\xe4\x93\x02\x1d\"\x18/v1/reservations:reserve:\x01*\x12\xb1\x01\n\x11\x43ommitReservation\x12,.agora.inventory.v1.CommitReservationRequest\x1a-.agora.inventory.v1.CommitReservationResponse\"?\x90\x02\x02\xda\x41\x04name\x8a\xb5\x18\x06\x08\x04\x1a\x02\x08\x05\x82\xd3\xe4\x93\x02%\" /v1/{name=reservations/*}:commit:\x01*\x12\xb5\x01\n\x12ReleaseReservation\x12-.agora.inventory.v1.ReleaseReservationRequest\x1a..agora.inventory.v1.ReleaseReservationResponse\"@\x90\x02\x02\xda\x41\x04name\x8a\xb5\x18\x06\x08\x04\x1a\x02\x08\x05\x82\xd3\xe4\x93\x02&\"!/v1/{name=reservations/*}:release:\x01*\x12\xa5\x01\n\x0eGetReservation\x12).agora.inventory.v1.GetReservationRequest\x1a*.agora.inventory.v1.GetReservationResponse\"<\x90\x02\x01\xda\x41\x04name\x8a\xb5\x18\r\x08\x04\x12\x05\x61\x64min\x1a\x02\x08\x02\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/{name=reservations/*}\x1a\x12\xca\x41\x0finventory.agoraB5Z3agora/clients/go/gen/agora/inventory/v1;inventoryv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*agora/inventory/v1/inventory_service.proto\x12\x12\x61gora.inventory.v1\x1a\x19\x61gora/api/v1/policy.proto\x1a\"agora/inventory/v1/inventory.proto\x1a\x1b\x62uf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1egoogle/protobuf/duration.proto\"\xc4\x02\n\x0fSetStockRequest\x12\xbe\x01\n\x04name\x18\x01 \x01(\tB\xa9\x01\xe2\x41\x01\x02\xfa\x41\x17\n\x15inventory.agora/Stock\xbaH\x87\x01\xba\x01\x80\x01\n\nstock_name\x12;must have the form products/{product}/stock with a valid id\x1a\x35this.matches(\'^products/[a-z][a-z0-9-]{0,62}/stock$\')\xc8\x01\x01R\x04name\x12*\n\x07on_hand\x18\x02 \x01(\x03\x42\x11\xe2\x41\x01\x02\xbaH\n\"\x08\x18\x80\x94\xeb\xdc\x03(\x00R\x06onHand\x12\x18\n\x04\x65tag\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01R\x04\x65tag\x12*\n\nrequest_id\x18\x04 \x01(\tB\x0b\xe2\x41\x01\x01\xbaH\x04r\x02\x18@R\trequestId\"C\n\x10SetStockResponse\x12/\n\x05stock\x18\x01 \x01(\x0b\x32\x19.agora.inventory.v1.StockR\x05stock\"\xd2\x01\n\x0fGetStockRequest\x12\xbe\x01\n\x04name\x18\x01 \x01(\tB\xa9\x01\xe2\x41\x01\x02\xfa\x41\x17\n\x15inventory.agora/Stock\xbaH\x87\x01\xba\x01\x80\x01\n\nstock_name\x12;must have the form products/{product}/stock with a valid id\x1a\x35this.matches(\'^products/[a-z][a-z0-9-]{0,62}/stock$\')\xc8\x01\x01R\x04name\"C\n\x10GetStockResponse\x12/\n\x05stock\x18\x01 \x01(\x0b\x32\x19.agora.inventory.v1.StockR\x05stock\"\xfb\x03\n\x13ReserveStockRequest\x12\xa9\x01\n\x05order\x18\x01 \x01(\tB\x92\x01\xe2\x41\x01\x02\xfa\x41\x14\n\x12orders.agora/Order\xbaHt\xba\x01n\n\norder_name\x12\x31must have the form orders/{order} with a valid id\x1a-this.matches(\'^orders/[a-z][a-z0-9-]{0,62}$\')\xc8\x01\x01R\x05order\x12I\n\x05items\x18\x02 \x03(\x0b\x32#.agora.inventory.v1.ReservationItemB\x0e\xe2\x41\x01\x02\xbaH\x07\x92\x01\x04\x08\x01\x10\x64R\x05items\x12\xc0\x01\n\x03ttl\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationB\x92\x01\xe2\x41\x01\x01\xbaH\x8a\x01\xba\x01\x86\x01\n\tttl_range\x12)must be unset, or from 1 second to 1 hour\x1aNthis == duration(\'0s\') || (this >= duration(\'1s\') && this < duration(\'3601s\'))R\x03ttl\x12*\n\nrequest_id\x18\x04 \x01(\tB\x0b\xe2\x41\x01\x01\xbaH\x04r\x02\x18@R\trequestId\"Y\n\x14ReserveStockResponse\x12\x41\n\x0breservation\x18\x01 \x01(\x0b\x32\x1f.agora.inventory.v1.ReservationR\x0breservation\"\x93\x02\n\x18\x43ommitReservationRequest\x12\xca\x01\n\x04name\x18\x01 \x01(\tB\xb5\x01\xe2\x41\x01\x02\xfa\x41\x1d\n\x1binventory.agora/Reservation\xbaH\x8d\x01\xba\x01\x86\x01\n\x10reservation_name\x12=must have the form reservations/{reservation} with a valid id\x1a\x33this.matches(\'^reservations/[a-z][a-z0-9-]{0,62}$\')\xc8\x01\x01R\x04name\x12*\n\nrequest_id\x18\x02 \x01(\tB\x0b\xe2\x41\x01\x01\xbaH\x04r\x02\x18@R\trequestId\"^\n\x19\x43ommitReservationResponse\x12\x41\n\x0breservation\x18\x01 \x01(\x0b\x32\x1f.agora.inventory.v1.ReservationR\x0breservation\"\x94\x02\n\x19ReleaseReservationRequest\x12\xca\x01\n\x04name\x18\x01 \x01(\tB\xb5\x01\xe2\x41\x01\x02\xfa\x41\x1d\n\x1binventory.agora/Reservation\xbaH\x8d\x01\xba\x01\x86\x01\n\x10reservation_name\x12=must have the form reservations/{reservation} with a valid id\x1a\x33this.matches(\'^reservations/[a-z][a-z0-9-]{0,62}$\')\xc8\x01\x01R\x04name\x12*\n\nrequest_id\x18\x02 \x01(\tB\x0b\xe2\x41\x01\x01\xbaH\x04r\x02\x18@R\trequestId\"_\n\x1aReleaseReservationResponse\x12\x41\n\x0breservation\x18\x01 \x01(\x0b\x32\x1f.agora.inventory.v1.ReservationR\x0breservation\"\xe4\x01\n\x15GetReservationRequest\x12\xca\x01\n\x04name\x18\x01 \x01(\tB\xb5\x01\xe2\x41\x01\x02\xfa\x41\x1d\n\x1binventory.agora/Reservation\xbaH\x8d\x01\xba\x01\x86\x01\n\x10reservation_name\x12=must have the form reservations/{reservation} with a valid id\x1a\x33this.matches(\'^reservations/[a-z][a-z0-9-]{0,62}$\')\xc8\x01\x01R\x04name\"[\n\x16GetReservationResponse\x12\x41\n\x0breservation\x18\x01 \x01(\x0b\x32\x1f.agora.inventory.v1.ReservationR\x0breservation2\x9a\x08\n\x10InventoryService\x12\xa4\x01\n\x08SetStock\x12#.agora.inventory.v1.SetStockRequest\x1a$.agora.inventory.v1.SetStockResponse\"M\x90\x02\x02\xda\x41\x0cname,on_hand\x8a\xb5\x18\r\x08\x03\x12\x05\x61\x64min\x1a\x02\x08\x05\x82\xd3\xe4\x93\x02$\"\x1f/v1/{name=products/*/stock}:set:\x01*\x12\x8e\x01\n\x08GetStock\x12#.agora.inventory.v1.GetStockRequest\x1a$.agora.inventory.v1.GetStockResponse\"7\x90\x02\x01\xda\x41\x04name\x8a\xb5\x18\x06\x08\x01\x1a\x02\x08\x02\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/{name=products/*/stock}\x12\xa5\x01\n\x0cReserveStock\x12\'.agora.inventory.v1.ReserveStockRequest\x1a(.agora.inventory.v1.ReserveStockResponse\"B\x90\x02\x02\xda\x41\x0forder,items,ttl\x8a\xb5\x18\x06\x08\x04\x1a\x02\x08\x05\x82\xd3\xe4\x93\x02\x1d\"\x18/v1/reservations:reserve:\x01*\x12\xb1\x01\n\x11\x43ommitReservation\x12,.agora.inventory.v1.CommitReservationRequest\x1a-.agora.inventory.v1.CommitReservationResponse\"?\x90\x02\x02\xda\x41\x04name\x8a\xb5\x18\x06\x08\x04\x1a\x02\x08\x05\x82\xd3\xe4\x93\x02%\" /v1/{name=reservations/*}:commit:\x01*\x12\xb5\x01\n\x12ReleaseReservation\x12-.agora.inventory.v1.ReleaseReservationRequest\x1a..agora.inventory.v1.ReleaseReservationResponse\"@\x90\x02\x02\xda\x41\x04name\x8a\xb5\x18\x06\x08\x04\x1a\x02\x08\x05\x82\xd3\xe4\x93\x02&\"!/v1/{name=reservations/*}:release:\x01*\x12\xa5\x01\n\x0eGetReservation\x12).agora.inventory.v1.GetReservationRequest\x1a*.agora.inventory.v1.GetReservationResponse\"<\x90\x02\x01\xda\x41\x04name\x8a\xb5\x18\r\x08\x04\x12\x05\x61\x64min\x1a\x02\x08\x02\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/{name=reservations/*}\x1a\x12\xca\x41\x0finventory.agoraB5Z3agora/clients/go/gen/agora/inventory/v1;inventoryv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,33 +41,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z3agora/clients/go/gen/agora/inventory/v1;inventoryv1'
   _globals['_SETSTOCKREQUEST'].fields_by_name['name']._loaded_options = None
-  _globals['_SETSTOCKREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\027\n\025inventory.agora/Stock'
+  _globals['_SETSTOCKREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\027\n\025inventory.agora/Stock\272H\207\001\272\001\200\001\n\nstock_name\022;must have the form products/{product}/stock with a valid id\0325this.matches(\'^products/[a-z][a-z0-9-]{0,62}/stock$\')\310\001\001'
   _globals['_SETSTOCKREQUEST'].fields_by_name['on_hand']._loaded_options = None
-  _globals['_SETSTOCKREQUEST'].fields_by_name['on_hand']._serialized_options = b'\342A\001\002'
+  _globals['_SETSTOCKREQUEST'].fields_by_name['on_hand']._serialized_options = b'\342A\001\002\272H\n\"\010\030\200\224\353\334\003(\000'
   _globals['_SETSTOCKREQUEST'].fields_by_name['etag']._loaded_options = None
   _globals['_SETSTOCKREQUEST'].fields_by_name['etag']._serialized_options = b'\342A\001\001'
   _globals['_SETSTOCKREQUEST'].fields_by_name['request_id']._loaded_options = None
-  _globals['_SETSTOCKREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\001'
+  _globals['_SETSTOCKREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\001\272H\004r\002\030@'
   _globals['_GETSTOCKREQUEST'].fields_by_name['name']._loaded_options = None
-  _globals['_GETSTOCKREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\027\n\025inventory.agora/Stock'
+  _globals['_GETSTOCKREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\027\n\025inventory.agora/Stock\272H\207\001\272\001\200\001\n\nstock_name\022;must have the form products/{product}/stock with a valid id\0325this.matches(\'^products/[a-z][a-z0-9-]{0,62}/stock$\')\310\001\001'
   _globals['_RESERVESTOCKREQUEST'].fields_by_name['order']._loaded_options = None
-  _globals['_RESERVESTOCKREQUEST'].fields_by_name['order']._serialized_options = b'\342A\001\002\372A\024\n\022orders.agora/Order'
+  _globals['_RESERVESTOCKREQUEST'].fields_by_name['order']._serialized_options = b'\342A\001\002\372A\024\n\022orders.agora/Order\272Ht\272\001n\n\norder_name\0221must have the form orders/{order} with a valid id\032-this.matches(\'^orders/[a-z][a-z0-9-]{0,62}$\')\310\001\001'
   _globals['_RESERVESTOCKREQUEST'].fields_by_name['items']._loaded_options = None
-  _globals['_RESERVESTOCKREQUEST'].fields_by_name['items']._serialized_options = b'\342A\001\002'
+  _globals['_RESERVESTOCKREQUEST'].fields_by_name['items']._serialized_options = b'\342A\001\002\272H\007\222\001\004\010\001\020d'
   _globals['_RESERVESTOCKREQUEST'].fields_by_name['ttl']._loaded_options = None
-  _globals['_RESERVESTOCKREQUEST'].fields_by_name['ttl']._serialized_options = b'\342A\001\001'
+  _globals['_RESERVESTOCKREQUEST'].fields_by_name['ttl']._serialized_options = b'\342A\001\001\272H\212\001\272\001\206\001\n\tttl_range\022)must be unset, or from 1 second to 1 hour\032Nthis == duration(\'0s\') || (this >= duration(\'1s\') && this < duration(\'3601s\'))'
   _globals['_RESERVESTOCKREQUEST'].fields_by_name['request_id']._loaded_options = None
-  _globals['_RESERVESTOCKREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\001'
+  _globals['_RESERVESTOCKREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\001\272H\004r\002\030@'
   _globals['_COMMITRESERVATIONREQUEST'].fields_by_name['name']._loaded_options = None
-  _globals['_COMMITRESERVATIONREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\035\n\033inventory.agora/Reservation'
+  _globals['_COMMITRESERVATIONREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\035\n\033inventory.agora/Reservation\272H\215\001\272\001\206\001\n\020reservation_name\022=must have the form reservations/{reservation} with a valid id\0323this.matches(\'^reservations/[a-z][a-z0-9-]{0,62}$\')\310\001\001'
   _globals['_COMMITRESERVATIONREQUEST'].fields_by_name['request_id']._loaded_options = None
-  _globals['_COMMITRESERVATIONREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\001'
+  _globals['_COMMITRESERVATIONREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\001\272H\004r\002\030@'
   _globals['_RELEASERESERVATIONREQUEST'].fields_by_name['name']._loaded_options = None
-  _globals['_RELEASERESERVATIONREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\035\n\033inventory.agora/Reservation'
+  _globals['_RELEASERESERVATIONREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\035\n\033inventory.agora/Reservation\272H\215\001\272\001\206\001\n\020reservation_name\022=must have the form reservations/{reservation} with a valid id\0323this.matches(\'^reservations/[a-z][a-z0-9-]{0,62}$\')\310\001\001'
   _globals['_RELEASERESERVATIONREQUEST'].fields_by_name['request_id']._loaded_options = None
-  _globals['_RELEASERESERVATIONREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\001'
+  _globals['_RELEASERESERVATIONREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\001\272H\004r\002\030@'
   _globals['_GETRESERVATIONREQUEST'].fields_by_name['name']._loaded_options = None
-  _globals['_GETRESERVATIONREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\035\n\033inventory.agora/Reservation'
+  _globals['_GETRESERVATIONREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\035\n\033inventory.agora/Reservation\272H\215\001\272\001\206\001\n\020reservation_name\022=must have the form reservations/{reservation} with a valid id\0323this.matches(\'^reservations/[a-z][a-z0-9-]{0,62}$\')\310\001\001'
   _globals['_INVENTORYSERVICE']._loaded_options = None
   _globals['_INVENTORYSERVICE']._serialized_options = b'\312A\017inventory.agora'
   _globals['_INVENTORYSERVICE'].methods_by_name['SetStock']._loaded_options = None
@@ -81,30 +82,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_INVENTORYSERVICE'].methods_by_name['ReleaseReservation']._serialized_options = b'\220\002\002\332A\004name\212\265\030\006\010\004\032\002\010\005\202\323\344\223\002&\"!/v1/{name=reservations/*}:release:\001*'
   _globals['_INVENTORYSERVICE'].methods_by_name['GetReservation']._loaded_options = None
   _globals['_INVENTORYSERVICE'].methods_by_name['GetReservation']._serialized_options = b'\220\002\001\332A\004name\212\265\030\r\010\004\022\005admin\032\002\010\002\202\323\344\223\002\033\022\031/v1/{name=reservations/*}'
-  _globals['_SETSTOCKREQUEST']._serialized_start=277
-  _globals['_SETSTOCKREQUEST']._serialized_end=440
-  _globals['_SETSTOCKRESPONSE']._serialized_start=442
-  _globals['_SETSTOCKRESPONSE']._serialized_end=509
-  _globals['_GETSTOCKREQUEST']._serialized_start=511
-  _globals['_GETSTOCKREQUEST']._serialized_end=580
-  _globals['_GETSTOCKRESPONSE']._serialized_start=582
-  _globals['_GETSTOCKRESPONSE']._serialized_end=649
-  _globals['_RESERVESTOCKREQUEST']._serialized_start=652
-  _globals['_RESERVESTOCKREQUEST']._serialized_end=877
-  _globals['_RESERVESTOCKRESPONSE']._serialized_start=879
-  _globals['_RESERVESTOCKRESPONSE']._serialized_end=968
-  _globals['_COMMITRESERVATIONREQUEST']._serialized_start=970
-  _globals['_COMMITRESERVATIONREQUEST']._serialized_end=1091
-  _globals['_COMMITRESERVATIONRESPONSE']._serialized_start=1093
-  _globals['_COMMITRESERVATIONRESPONSE']._serialized_end=1187
-  _globals['_RELEASERESERVATIONREQUEST']._serialized_start=1189
-  _globals['_RELEASERESERVATIONREQUEST']._serialized_end=1311
-  _globals['_RELEASERESERVATIONRESPONSE']._serialized_start=1313
-  _globals['_RELEASERESERVATIONRESPONSE']._serialized_end=1408
-  _globals['_GETRESERVATIONREQUEST']._serialized_start=1410
-  _globals['_GETRESERVATIONREQUEST']._serialized_end=1491
-  _globals['_GETRESERVATIONRESPONSE']._serialized_start=1493
-  _globals['_GETRESERVATIONRESPONSE']._serialized_end=1584
-  _globals['_INVENTORYSERVICE']._serialized_start=1587
-  _globals['_INVENTORYSERVICE']._serialized_end=2637
+  _globals['_SETSTOCKREQUEST']._serialized_start=306
+  _globals['_SETSTOCKREQUEST']._serialized_end=630
+  _globals['_SETSTOCKRESPONSE']._serialized_start=632
+  _globals['_SETSTOCKRESPONSE']._serialized_end=699
+  _globals['_GETSTOCKREQUEST']._serialized_start=702
+  _globals['_GETSTOCKREQUEST']._serialized_end=912
+  _globals['_GETSTOCKRESPONSE']._serialized_start=914
+  _globals['_GETSTOCKRESPONSE']._serialized_end=981
+  _globals['_RESERVESTOCKREQUEST']._serialized_start=984
+  _globals['_RESERVESTOCKREQUEST']._serialized_end=1491
+  _globals['_RESERVESTOCKRESPONSE']._serialized_start=1493
+  _globals['_RESERVESTOCKRESPONSE']._serialized_end=1582
+  _globals['_COMMITRESERVATIONREQUEST']._serialized_start=1585
+  _globals['_COMMITRESERVATIONREQUEST']._serialized_end=1860
+  _globals['_COMMITRESERVATIONRESPONSE']._serialized_start=1862
+  _globals['_COMMITRESERVATIONRESPONSE']._serialized_end=1956
+  _globals['_RELEASERESERVATIONREQUEST']._serialized_start=1959
+  _globals['_RELEASERESERVATIONREQUEST']._serialized_end=2235
+  _globals['_RELEASERESERVATIONRESPONSE']._serialized_start=2237
+  _globals['_RELEASERESERVATIONRESPONSE']._serialized_end=2332
+  _globals['_GETRESERVATIONREQUEST']._serialized_start=2335
+  _globals['_GETRESERVATIONREQUEST']._serialized_end=2563
+  _globals['_GETRESERVATIONRESPONSE']._serialized_start=2565
+  _globals['_GETRESERVATIONRESPONSE']._serialized_end=2656
+  _globals['_INVENTORYSERVICE']._serialized_start=2659
+  _globals['_INVENTORYSERVICE']._serialized_end=3709
 # @@protoc_insertion_point(module_scope)

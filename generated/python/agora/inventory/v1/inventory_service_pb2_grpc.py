@@ -42,6 +42,9 @@ class InventoryServiceStub:
     Every error carries a `google.rpc.ErrorInfo` with domain `inventory.agora` and a reason
     such as `INSUFFICIENT_STOCK`; invalid requests return `INVALID_ARGUMENT` (reason
     `INVALID_ARGUMENT`) with a `google.rpc.BadRequest` listing each offending field.
+    Requests are first checked against the `buf.validate` rules of these messages: a
+    request that breaks any of them returns `INVALID_ARGUMENT` (reason `INVALID_ARGUMENT`)
+    with a `BadRequest` naming every broken rule's field, and has no effect.
     Every mutating request takes an optional `request_id`, remembered per method for at
     least 24 hours: a repeat with the same id and the same arguments returns the first
     call's response and changes nothing; a repeat with different arguments fails with
@@ -104,6 +107,9 @@ class InventoryServiceServicer:
     Every error carries a `google.rpc.ErrorInfo` with domain `inventory.agora` and a reason
     such as `INSUFFICIENT_STOCK`; invalid requests return `INVALID_ARGUMENT` (reason
     `INVALID_ARGUMENT`) with a `google.rpc.BadRequest` listing each offending field.
+    Requests are first checked against the `buf.validate` rules of these messages: a
+    request that breaks any of them returns `INVALID_ARGUMENT` (reason `INVALID_ARGUMENT`)
+    with a `BadRequest` naming every broken rule's field, and has no effect.
     Every mutating request takes an optional `request_id`, remembered per method for at
     least 24 hours: a repeat with the same id and the same arguments returns the first
     call's response and changes nothing; a repeat with different arguments fails with
@@ -271,6 +277,9 @@ class InventoryService:
     Every error carries a `google.rpc.ErrorInfo` with domain `inventory.agora` and a reason
     such as `INSUFFICIENT_STOCK`; invalid requests return `INVALID_ARGUMENT` (reason
     `INVALID_ARGUMENT`) with a `google.rpc.BadRequest` listing each offending field.
+    Requests are first checked against the `buf.validate` rules of these messages: a
+    request that breaks any of them returns `INVALID_ARGUMENT` (reason `INVALID_ARGUMENT`)
+    with a `BadRequest` naming every broken rule's field, and has no effect.
     Every mutating request takes an optional `request_id`, remembered per method for at
     least 24 hours: a repeat with the same id and the same arguments returns the first
     call's response and changes nothing; a repeat with different arguments fails with

@@ -43,6 +43,9 @@ class InventoryServiceStub:
     Every error carries a `google.rpc.ErrorInfo` with domain `inventory.agora` and a reason
     such as `INSUFFICIENT_STOCK`; invalid requests return `INVALID_ARGUMENT` (reason
     `INVALID_ARGUMENT`) with a `google.rpc.BadRequest` listing each offending field.
+    Requests are first checked against the `buf.validate` rules of these messages: a
+    request that breaks any of them returns `INVALID_ARGUMENT` (reason `INVALID_ARGUMENT`)
+    with a `BadRequest` naming every broken rule's field, and has no effect.
     Every mutating request takes an optional `request_id`, remembered per method for at
     least 24 hours: a repeat with the same id and the same arguments returns the first
     call's response and changes nothing; a repeat with different arguments fails with
@@ -151,6 +154,9 @@ class InventoryServiceAsyncStub(InventoryServiceStub):
     Every error carries a `google.rpc.ErrorInfo` with domain `inventory.agora` and a reason
     such as `INSUFFICIENT_STOCK`; invalid requests return `INVALID_ARGUMENT` (reason
     `INVALID_ARGUMENT`) with a `google.rpc.BadRequest` listing each offending field.
+    Requests are first checked against the `buf.validate` rules of these messages: a
+    request that breaks any of them returns `INVALID_ARGUMENT` (reason `INVALID_ARGUMENT`)
+    with a `BadRequest` naming every broken rule's field, and has no effect.
     Every mutating request takes an optional `request_id`, remembered per method for at
     least 24 hours: a repeat with the same id and the same arguments returns the first
     call's response and changes nothing; a repeat with different arguments fails with
@@ -255,6 +261,9 @@ class InventoryServiceServicer(metaclass=_abc_1.ABCMeta):
     Every error carries a `google.rpc.ErrorInfo` with domain `inventory.agora` and a reason
     such as `INSUFFICIENT_STOCK`; invalid requests return `INVALID_ARGUMENT` (reason
     `INVALID_ARGUMENT`) with a `google.rpc.BadRequest` listing each offending field.
+    Requests are first checked against the `buf.validate` rules of these messages: a
+    request that breaks any of them returns `INVALID_ARGUMENT` (reason `INVALID_ARGUMENT`)
+    with a `BadRequest` naming every broken rule's field, and has no effect.
     Every mutating request takes an optional `request_id`, remembered per method for at
     least 24 hours: a repeat with the same id and the same arguments returns the first
     call's response and changes nothing; a repeat with different arguments fails with

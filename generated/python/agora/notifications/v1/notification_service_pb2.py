@@ -24,13 +24,14 @@ _sym_db = _symbol_database.Default()
 
 from agora.api.v1 import policy_pb2 as agora_dot_api_dot_v1_dot_policy__pb2
 from agora.notifications.v1 import notification_pb2 as agora_dot_notifications_dot_v1_dot_notification__pb2
+from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import client_pb2 as google_dot_api_dot_client__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.api import resource_pb2 as google_dot_api_dot_resource__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n1agora/notifications/v1/notification_service.proto\x12\x16\x61gora.notifications.v1\x1a\x19\x61gora/api/v1/policy.proto\x1a)agora/notifications/v1/notification.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\"\xc3\x01\n\x18ListNotificationsRequest\x12!\n\tpage_size\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x01R\x08pageSize\x12#\n\npage_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01R\tpageToken\x12:\n\trecipient\x18\x03 \x01(\tB\x1c\xe2\x41\x01\x01\xfa\x41\x15\n\x13identity.agora/UserR\trecipient\x12#\n\nevent_type\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01R\teventType\"\x8f\x01\n\x19ListNotificationsResponse\x12J\n\rnotifications\x18\x01 \x03(\x0b\x32$.agora.notifications.v1.NotificationR\rnotifications\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"W\n\x16GetNotificationRequest\x12=\n\x04name\x18\x01 \x01(\tB)\xe2\x41\x01\x02\xfa\x41\"\n notifications.agora/NotificationR\x04name\"c\n\x17GetNotificationResponse\x12H\n\x0cnotification\x18\x01 \x01(\x0b\x32$.agora.notifications.v1.NotificationR\x0cnotification2\xfd\x02\n\x13NotificationService\x12\xa0\x01\n\x11ListNotifications\x12\x30.agora.notifications.v1.ListNotificationsRequest\x1a\x31.agora.notifications.v1.ListNotificationsResponse\"&\x90\x02\x01\x8a\xb5\x18\x06\x08\x02\x1a\x02\x08\x05\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/notifications\x12\xaa\x01\n\x0fGetNotification\x12..agora.notifications.v1.GetNotificationRequest\x1a/.agora.notifications.v1.GetNotificationResponse\"6\x90\x02\x01\xda\x41\x04name\x8a\xb5\x18\x06\x08\x02\x1a\x02\x08\x02\x82\xd3\xe4\x93\x02\x1c\x12\x1a/v1/{name=notifications/*}\x1a\x16\xca\x41\x13notifications.agoraB=Z;agora/clients/go/gen/agora/notifications/v1;notificationsv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n1agora/notifications/v1/notification_service.proto\x12\x16\x61gora.notifications.v1\x1a\x19\x61gora/api/v1/policy.proto\x1a)agora/notifications/v1/notification.proto\x1a\x1b\x62uf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\"\xd8\x03\n\x18ListNotificationsRequest\x12(\n\tpage_size\x18\x01 \x01(\x05\x42\x0b\xe2\x41\x01\x01\xbaH\x04\x1a\x02(\x00R\x08pageSize\x12#\n\npage_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01R\tpageToken\x12\xb8\x01\n\trecipient\x18\x03 \x01(\tB\x99\x01\xe2\x41\x01\x01\xfa\x41\x15\n\x13identity.agora/User\xbaHz\xba\x01t\n\tuser_name\x12/must have the form users/{user} with a valid id\x1a\x36this.matches(\'^users/[A-Za-z0-9][A-Za-z0-9_-]{0,62}$\')\xd8\x01\x01R\trecipient\x12\xb1\x01\n\nevent_type\x18\x04 \x01(\tB\x91\x01\xe2\x41\x01\x01\xbaH\x89\x01r\x83\x01R\x1e\x61gora.identity.v1.UserSignedUpR\x1e\x61gora.orders.v1.OrderConfirmedR\x1e\x61gora.orders.v1.OrderCancelledR!agora.payments.v1.PaymentRefunded\xd8\x01\x01R\teventType\"\x8f\x01\n\x19ListNotificationsResponse\x12J\n\rnotifications\x18\x01 \x03(\x0b\x32$.agora.notifications.v1.NotificationR\rnotifications\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xee\x01\n\x16GetNotificationRequest\x12\xd3\x01\n\x04name\x18\x01 \x01(\tB\xbe\x01\xe2\x41\x01\x02\xfa\x41\"\n notifications.agora/Notification\xbaH\x91\x01\xba\x01\x8a\x01\n\x11notification_name\x12?must have the form notifications/{notification} with a valid id\x1a\x34this.matches(\'^notifications/[a-z][a-z0-9-]{0,62}$\')\xc8\x01\x01R\x04name\"c\n\x17GetNotificationResponse\x12H\n\x0cnotification\x18\x01 \x01(\x0b\x32$.agora.notifications.v1.NotificationR\x0cnotification2\xfd\x02\n\x13NotificationService\x12\xa0\x01\n\x11ListNotifications\x12\x30.agora.notifications.v1.ListNotificationsRequest\x1a\x31.agora.notifications.v1.ListNotificationsResponse\"&\x90\x02\x01\x8a\xb5\x18\x06\x08\x02\x1a\x02\x08\x05\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/notifications\x12\xaa\x01\n\x0fGetNotification\x12..agora.notifications.v1.GetNotificationRequest\x1a/.agora.notifications.v1.GetNotificationResponse\"6\x90\x02\x01\xda\x41\x04name\x8a\xb5\x18\x06\x08\x02\x1a\x02\x08\x02\x82\xd3\xe4\x93\x02\x1c\x12\x1a/v1/{name=notifications/*}\x1a\x16\xca\x41\x13notifications.agoraB=Z;agora/clients/go/gen/agora/notifications/v1;notificationsv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,29 +40,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z;agora/clients/go/gen/agora/notifications/v1;notificationsv1'
   _globals['_LISTNOTIFICATIONSREQUEST'].fields_by_name['page_size']._loaded_options = None
-  _globals['_LISTNOTIFICATIONSREQUEST'].fields_by_name['page_size']._serialized_options = b'\342A\001\001'
+  _globals['_LISTNOTIFICATIONSREQUEST'].fields_by_name['page_size']._serialized_options = b'\342A\001\001\272H\004\032\002(\000'
   _globals['_LISTNOTIFICATIONSREQUEST'].fields_by_name['page_token']._loaded_options = None
   _globals['_LISTNOTIFICATIONSREQUEST'].fields_by_name['page_token']._serialized_options = b'\342A\001\001'
   _globals['_LISTNOTIFICATIONSREQUEST'].fields_by_name['recipient']._loaded_options = None
-  _globals['_LISTNOTIFICATIONSREQUEST'].fields_by_name['recipient']._serialized_options = b'\342A\001\001\372A\025\n\023identity.agora/User'
+  _globals['_LISTNOTIFICATIONSREQUEST'].fields_by_name['recipient']._serialized_options = b'\342A\001\001\372A\025\n\023identity.agora/User\272Hz\272\001t\n\tuser_name\022/must have the form users/{user} with a valid id\0326this.matches(\'^users/[A-Za-z0-9][A-Za-z0-9_-]{0,62}$\')\330\001\001'
   _globals['_LISTNOTIFICATIONSREQUEST'].fields_by_name['event_type']._loaded_options = None
-  _globals['_LISTNOTIFICATIONSREQUEST'].fields_by_name['event_type']._serialized_options = b'\342A\001\001'
+  _globals['_LISTNOTIFICATIONSREQUEST'].fields_by_name['event_type']._serialized_options = b'\342A\001\001\272H\211\001r\203\001R\036agora.identity.v1.UserSignedUpR\036agora.orders.v1.OrderConfirmedR\036agora.orders.v1.OrderCancelledR!agora.payments.v1.PaymentRefunded\330\001\001'
   _globals['_GETNOTIFICATIONREQUEST'].fields_by_name['name']._loaded_options = None
-  _globals['_GETNOTIFICATIONREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\"\n notifications.agora/Notification'
+  _globals['_GETNOTIFICATIONREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\"\n notifications.agora/Notification\272H\221\001\272\001\212\001\n\021notification_name\022?must have the form notifications/{notification} with a valid id\0324this.matches(\'^notifications/[a-z][a-z0-9-]{0,62}$\')\310\001\001'
   _globals['_NOTIFICATIONSERVICE']._loaded_options = None
   _globals['_NOTIFICATIONSERVICE']._serialized_options = b'\312A\023notifications.agora'
   _globals['_NOTIFICATIONSERVICE'].methods_by_name['ListNotifications']._loaded_options = None
   _globals['_NOTIFICATIONSERVICE'].methods_by_name['ListNotifications']._serialized_options = b'\220\002\001\212\265\030\006\010\002\032\002\010\005\202\323\344\223\002\023\022\021/v1/notifications'
   _globals['_NOTIFICATIONSERVICE'].methods_by_name['GetNotification']._loaded_options = None
   _globals['_NOTIFICATIONSERVICE'].methods_by_name['GetNotification']._serialized_options = b'\220\002\001\332A\004name\212\265\030\006\010\002\032\002\010\002\202\323\344\223\002\034\022\032/v1/{name=notifications/*}'
-  _globals['_LISTNOTIFICATIONSREQUEST']._serialized_start=263
-  _globals['_LISTNOTIFICATIONSREQUEST']._serialized_end=458
-  _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_start=461
-  _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_end=604
-  _globals['_GETNOTIFICATIONREQUEST']._serialized_start=606
-  _globals['_GETNOTIFICATIONREQUEST']._serialized_end=693
-  _globals['_GETNOTIFICATIONRESPONSE']._serialized_start=695
-  _globals['_GETNOTIFICATIONRESPONSE']._serialized_end=794
-  _globals['_NOTIFICATIONSERVICE']._serialized_start=797
-  _globals['_NOTIFICATIONSERVICE']._serialized_end=1178
+  _globals['_LISTNOTIFICATIONSREQUEST']._serialized_start=292
+  _globals['_LISTNOTIFICATIONSREQUEST']._serialized_end=764
+  _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_start=767
+  _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_end=910
+  _globals['_GETNOTIFICATIONREQUEST']._serialized_start=913
+  _globals['_GETNOTIFICATIONREQUEST']._serialized_end=1151
+  _globals['_GETNOTIFICATIONRESPONSE']._serialized_start=1153
+  _globals['_GETNOTIFICATIONRESPONSE']._serialized_end=1252
+  _globals['_NOTIFICATIONSERVICE']._serialized_start=1255
+  _globals['_NOTIFICATIONSERVICE']._serialized_end=1636
 # @@protoc_insertion_point(module_scope)

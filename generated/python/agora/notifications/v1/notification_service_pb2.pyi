@@ -47,6 +47,8 @@ class ListNotificationsRequest(_message.Message):
     """Only notifications caused by this type of event, given as the full name of the
     event's message, such as `agora.orders.v1.OrderConfirmed`. Empty means every type.
     When both `recipient` and `event_type` are set, a notification must match both.
+    A type the service does not handle (see the list on the service) returns
+    `INVALID_ARGUMENT`.
     """
     def __init__(
         self,

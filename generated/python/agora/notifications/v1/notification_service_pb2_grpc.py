@@ -56,7 +56,10 @@ class NotificationServiceStub:
 
     Every error carries a `google.rpc.ErrorInfo` with domain `notifications.agora` and a
     reason such as `NOTIFICATION_NOT_FOUND`; invalid requests also carry a
-    `google.rpc.BadRequest` listing each offending field.
+    `google.rpc.BadRequest` listing each offending field. Requests are first checked
+    against the `buf.validate` rules of these messages: a request that breaks any of them
+    returns `INVALID_ARGUMENT` (reason `INVALID_ARGUMENT`) with a `BadRequest` naming
+    every broken rule's field, and has no effect.
     """
 
     def __init__(self, channel):
@@ -108,7 +111,10 @@ class NotificationServiceServicer:
 
     Every error carries a `google.rpc.ErrorInfo` with domain `notifications.agora` and a
     reason such as `NOTIFICATION_NOT_FOUND`; invalid requests also carry a
-    `google.rpc.BadRequest` listing each offending field.
+    `google.rpc.BadRequest` listing each offending field. Requests are first checked
+    against the `buf.validate` rules of these messages: a request that breaks any of them
+    returns `INVALID_ARGUMENT` (reason `INVALID_ARGUMENT`) with a `BadRequest` naming
+    every broken rule's field, and has no effect.
     """
 
     def ListNotifications(self, request, context):
@@ -197,7 +203,10 @@ class NotificationService:
 
     Every error carries a `google.rpc.ErrorInfo` with domain `notifications.agora` and a
     reason such as `NOTIFICATION_NOT_FOUND`; invalid requests also carry a
-    `google.rpc.BadRequest` listing each offending field.
+    `google.rpc.BadRequest` listing each offending field. Requests are first checked
+    against the `buf.validate` rules of these messages: a request that breaks any of them
+    returns `INVALID_ARGUMENT` (reason `INVALID_ARGUMENT`) with a `BadRequest` naming
+    every broken rule's field, and has no effect.
     """
 
     @staticmethod

@@ -57,7 +57,10 @@ class NotificationServiceStub:
 
     Every error carries a `google.rpc.ErrorInfo` with domain `notifications.agora` and a
     reason such as `NOTIFICATION_NOT_FOUND`; invalid requests also carry a
-    `google.rpc.BadRequest` listing each offending field.
+    `google.rpc.BadRequest` listing each offending field. Requests are first checked
+    against the `buf.validate` rules of these messages: a request that breaks any of them
+    returns `INVALID_ARGUMENT` (reason `INVALID_ARGUMENT`) with a `BadRequest` naming
+    every broken rule's field, and has no effect.
     """
 
     @_typing.overload
@@ -123,7 +126,10 @@ class NotificationServiceAsyncStub(NotificationServiceStub):
 
     Every error carries a `google.rpc.ErrorInfo` with domain `notifications.agora` and a
     reason such as `NOTIFICATION_NOT_FOUND`; invalid requests also carry a
-    `google.rpc.BadRequest` listing each offending field.
+    `google.rpc.BadRequest` listing each offending field. Requests are first checked
+    against the `buf.validate` rules of these messages: a request that breaks any of them
+    returns `INVALID_ARGUMENT` (reason `INVALID_ARGUMENT`) with a `BadRequest` naming
+    every broken rule's field, and has no effect.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -185,7 +191,10 @@ class NotificationServiceServicer(metaclass=_abc_1.ABCMeta):
 
     Every error carries a `google.rpc.ErrorInfo` with domain `notifications.agora` and a
     reason such as `NOTIFICATION_NOT_FOUND`; invalid requests also carry a
-    `google.rpc.BadRequest` listing each offending field.
+    `google.rpc.BadRequest` listing each offending field. Requests are first checked
+    against the `buf.validate` rules of these messages: a request that breaks any of them
+    returns `INVALID_ARGUMENT` (reason `INVALID_ARGUMENT`) with a `BadRequest` naming
+    every broken rule's field, and has no effect.
     """
 
     @_abc_1.abstractmethod

@@ -24,13 +24,14 @@ _sym_db = _symbol_database.Default()
 
 from agora.api.v1 import policy_pb2 as agora_dot_api_dot_v1_dot_policy__pb2
 from agora.orders.v1 import order_pb2 as agora_dot_orders_dot_v1_dot_order__pb2
+from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import client_pb2 as google_dot_api_dot_client__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.api import resource_pb2 as google_dot_api_dot_resource__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#agora/orders/v1/order_service.proto\x12\x0f\x61gora.orders.v1\x1a\x19\x61gora/api/v1/policy.proto\x1a\x1b\x61gora/orders/v1/order.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\"\xd6\x01\n\x11PlaceOrderRequest\x12\x30\n\x04user\x18\x01 \x01(\tB\x1c\xe2\x41\x01\x02\xfa\x41\x15\n\x13identity.agora/UserR\x04user\x12>\n\nline_items\x18\x02 \x03(\x0b\x32\x19.agora.orders.v1.LineItemB\x04\xe2\x41\x01\x02R\tlineItems\x12*\n\rpayment_token\x18\x03 \x01(\tB\x05\xe2\x41\x02\x02\x04R\x0cpaymentToken\x12#\n\nrequest_id\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02R\trequestId\"B\n\x12PlaceOrderResponse\x12,\n\x05order\x18\x01 \x01(\x0b\x32\x16.agora.orders.v1.OrderR\x05order\"B\n\x0fGetOrderRequest\x12/\n\x04name\x18\x01 \x01(\tB\x1b\xe2\x41\x01\x02\xfa\x41\x14\n\x12orders.agora/OrderR\x04name\"@\n\x10GetOrderResponse\x12,\n\x05order\x18\x01 \x01(\x0b\x32\x16.agora.orders.v1.OrderR\x05order\"\xc6\x01\n\x11ListOrdersRequest\x12\x30\n\x04user\x18\x01 \x01(\tB\x1c\xe2\x41\x01\x02\xfa\x41\x15\n\x13identity.agora/UserR\x04user\x12!\n\tpage_size\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x01R\x08pageSize\x12#\n\npage_token\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01R\tpageToken\x12\x37\n\x05state\x18\x04 \x01(\x0e\x32\x1b.agora.orders.v1.OrderStateB\x04\xe2\x41\x01\x01R\x05state\"l\n\x12ListOrdersResponse\x12.\n\x06orders\x18\x01 \x03(\x0b\x32\x16.agora.orders.v1.OrderR\x06orders\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x84\x01\n\x12\x43\x61ncelOrderRequest\x12/\n\x04name\x18\x01 \x01(\tB\x1b\xe2\x41\x01\x02\xfa\x41\x14\n\x12orders.agora/OrderR\x04name\x12\x18\n\x04\x65tag\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01R\x04\x65tag\x12#\n\nrequest_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01R\trequestId\"C\n\x13\x43\x61ncelOrderResponse\x12,\n\x05order\x18\x01 \x01(\x0b\x32\x16.agora.orders.v1.OrderR\x05order\"f\n\x08LineItem\x12\x38\n\x07product\x18\x01 \x01(\tB\x1e\xe2\x41\x01\x02\xfa\x41\x17\n\x15\x63\x61talog.agora/ProductR\x07product\x12 \n\x08quantity\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x02R\x08quantity2\xd9\x04\n\x0cOrderService\x12\x9f\x01\n\nPlaceOrder\x12\".agora.orders.v1.PlaceOrderRequest\x1a#.agora.orders.v1.PlaceOrderResponse\"H\x90\x02\x02\xda\x41\x1duser,line_items,payment_token\x8a\xb5\x18\x06\x08\x02\x1a\x02\x08\n\x82\xd3\xe4\x93\x02\x15\"\x10/v1/orders:place:\x01*\x12\x80\x01\n\x08GetOrder\x12 .agora.orders.v1.GetOrderRequest\x1a!.agora.orders.v1.GetOrderResponse\"/\x90\x02\x01\xda\x41\x04name\x8a\xb5\x18\x06\x08\x02\x1a\x02\x08\x02\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/{name=orders/*}\x12}\n\nListOrders\x12\".agora.orders.v1.ListOrdersRequest\x1a#.agora.orders.v1.ListOrdersResponse\"&\x90\x02\x01\xda\x41\x04user\x8a\xb5\x18\x06\x08\x02\x1a\x02\x08\x05\x82\xd3\xe4\x93\x02\x0c\x12\n/v1/orders\x12\x93\x01\n\x0b\x43\x61ncelOrder\x12#.agora.orders.v1.CancelOrderRequest\x1a$.agora.orders.v1.CancelOrderResponse\"9\x90\x02\x02\xda\x41\x04name\x8a\xb5\x18\x06\x08\x02\x1a\x02\x08\n\x82\xd3\xe4\x93\x02\x1f\"\x1a/v1/{name=orders/*}:cancel:\x01*\x1a\x0f\xca\x41\x0corders.agoraB/Z-agora/clients/go/gen/agora/orders/v1;ordersv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#agora/orders/v1/order_service.proto\x12\x0f\x61gora.orders.v1\x1a\x19\x61gora/api/v1/policy.proto\x1a\x1b\x61gora/orders/v1/order.proto\x1a\x1b\x62uf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\"\xdf\x02\n\x11PlaceOrderRequest\x12\xa4\x01\n\x04user\x18\x01 \x01(\tB\x8f\x01\xe2\x41\x01\x02\xfa\x41\x15\n\x13identity.agora/User\xbaHp\xba\x01j\n\tuser_name\x12/must have the form users/{user} with a valid id\x1a,this.matches(\'^users/[a-z][a-z0-9-]{0,62}$\')\xc8\x01\x01R\x04user\x12H\n\nline_items\x18\x02 \x03(\x0b\x32\x19.agora.orders.v1.LineItemB\x0e\xe2\x41\x01\x02\xbaH\x07\x92\x01\x04\x08\x01\x10\x64R\tlineItems\x12*\n\rpayment_token\x18\x03 \x01(\tB\x05\xe2\x41\x02\x02\x04R\x0cpaymentToken\x12-\n\nrequest_id\x18\x04 \x01(\tB\x0e\xe2\x41\x01\x02\xbaH\x07r\x02\x18@\xc8\x01\x01R\trequestId\"B\n\x12PlaceOrderResponse\x12,\n\x05order\x18\x01 \x01(\x0b\x32\x16.agora.orders.v1.OrderR\x05order\"\xbb\x01\n\x0fGetOrderRequest\x12\xa7\x01\n\x04name\x18\x01 \x01(\tB\x92\x01\xe2\x41\x01\x02\xfa\x41\x14\n\x12orders.agora/Order\xbaHt\xba\x01n\n\norder_name\x12\x31must have the form orders/{order} with a valid id\x1a-this.matches(\'^orders/[a-z][a-z0-9-]{0,62}$\')\xc8\x01\x01R\x04name\"@\n\x10GetOrderResponse\x12,\n\x05order\x18\x01 \x01(\x0b\x32\x16.agora.orders.v1.OrderR\x05order\"\xca\x02\n\x11ListOrdersRequest\x12\xa4\x01\n\x04user\x18\x01 \x01(\tB\x8f\x01\xe2\x41\x01\x02\xfa\x41\x15\n\x13identity.agora/User\xbaHp\xba\x01j\n\tuser_name\x12/must have the form users/{user} with a valid id\x1a,this.matches(\'^users/[a-z][a-z0-9-]{0,62}$\')\xc8\x01\x01R\x04user\x12(\n\tpage_size\x18\x02 \x01(\x05\x42\x0b\xe2\x41\x01\x01\xbaH\x04\x1a\x02(\x00R\x08pageSize\x12#\n\npage_token\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01R\tpageToken\x12?\n\x05state\x18\x04 \x01(\x0e\x32\x1b.agora.orders.v1.OrderStateB\x0c\xe2\x41\x01\x01\xbaH\x05\x82\x01\x02\x10\x01R\x05state\"l\n\x12ListOrdersResponse\x12.\n\x06orders\x18\x01 \x03(\x0b\x32\x16.agora.orders.v1.OrderR\x06orders\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x84\x02\n\x12\x43\x61ncelOrderRequest\x12\xa7\x01\n\x04name\x18\x01 \x01(\tB\x92\x01\xe2\x41\x01\x02\xfa\x41\x14\n\x12orders.agora/Order\xbaHt\xba\x01n\n\norder_name\x12\x31must have the form orders/{order} with a valid id\x1a-this.matches(\'^orders/[a-z][a-z0-9-]{0,62}$\')\xc8\x01\x01R\x04name\x12\x18\n\x04\x65tag\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01R\x04\x65tag\x12*\n\nrequest_id\x18\x03 \x01(\tB\x0b\xe2\x41\x01\x01\xbaH\x04r\x02\x18@R\trequestId\"C\n\x13\x43\x61ncelOrderResponse\x12,\n\x05order\x18\x01 \x01(\x0b\x32\x16.agora.orders.v1.OrderR\x05order\"\xf1\x01\n\x08LineItem\x12\xb8\x01\n\x07product\x18\x01 \x01(\tB\x9d\x01\xe2\x41\x01\x02\xfa\x41\x17\n\x15\x63\x61talog.agora/Product\xbaH|\xba\x01v\n\x0cproduct_name\x12\x35must have the form products/{product} with a valid id\x1a/this.matches(\'^products/[a-z][a-z0-9-]{0,62}$\')\xc8\x01\x01R\x07product\x12*\n\x08quantity\x18\x02 \x01(\x05\x42\x0e\xe2\x41\x01\x02\xbaH\x07\x1a\x05\x18\xe8\x07(\x01R\x08quantity2\xd9\x04\n\x0cOrderService\x12\x9f\x01\n\nPlaceOrder\x12\".agora.orders.v1.PlaceOrderRequest\x1a#.agora.orders.v1.PlaceOrderResponse\"H\x90\x02\x02\xda\x41\x1duser,line_items,payment_token\x8a\xb5\x18\x06\x08\x02\x1a\x02\x08\n\x82\xd3\xe4\x93\x02\x15\"\x10/v1/orders:place:\x01*\x12\x80\x01\n\x08GetOrder\x12 .agora.orders.v1.GetOrderRequest\x1a!.agora.orders.v1.GetOrderResponse\"/\x90\x02\x01\xda\x41\x04name\x8a\xb5\x18\x06\x08\x02\x1a\x02\x08\x02\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/{name=orders/*}\x12}\n\nListOrders\x12\".agora.orders.v1.ListOrdersRequest\x1a#.agora.orders.v1.ListOrdersResponse\"&\x90\x02\x01\xda\x41\x04user\x8a\xb5\x18\x06\x08\x02\x1a\x02\x08\x05\x82\xd3\xe4\x93\x02\x0c\x12\n/v1/orders\x12\x93\x01\n\x0b\x43\x61ncelOrder\x12#.agora.orders.v1.CancelOrderRequest\x1a$.agora.orders.v1.CancelOrderResponse\"9\x90\x02\x02\xda\x41\x04name\x8a\xb5\x18\x06\x08\x02\x1a\x02\x08\n\x82\xd3\xe4\x93\x02\x1f\"\x1a/v1/{name=orders/*}:cancel:\x01*\x1a\x0f\xca\x41\x0corders.agoraB/Z-agora/clients/go/gen/agora/orders/v1;ordersv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,33 +40,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z-agora/clients/go/gen/agora/orders/v1;ordersv1'
   _globals['_PLACEORDERREQUEST'].fields_by_name['user']._loaded_options = None
-  _globals['_PLACEORDERREQUEST'].fields_by_name['user']._serialized_options = b'\342A\001\002\372A\025\n\023identity.agora/User'
+  _globals['_PLACEORDERREQUEST'].fields_by_name['user']._serialized_options = b'\342A\001\002\372A\025\n\023identity.agora/User\272Hp\272\001j\n\tuser_name\022/must have the form users/{user} with a valid id\032,this.matches(\'^users/[a-z][a-z0-9-]{0,62}$\')\310\001\001'
   _globals['_PLACEORDERREQUEST'].fields_by_name['line_items']._loaded_options = None
-  _globals['_PLACEORDERREQUEST'].fields_by_name['line_items']._serialized_options = b'\342A\001\002'
+  _globals['_PLACEORDERREQUEST'].fields_by_name['line_items']._serialized_options = b'\342A\001\002\272H\007\222\001\004\010\001\020d'
   _globals['_PLACEORDERREQUEST'].fields_by_name['payment_token']._loaded_options = None
   _globals['_PLACEORDERREQUEST'].fields_by_name['payment_token']._serialized_options = b'\342A\002\002\004'
   _globals['_PLACEORDERREQUEST'].fields_by_name['request_id']._loaded_options = None
-  _globals['_PLACEORDERREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\002'
+  _globals['_PLACEORDERREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\002\272H\007r\002\030@\310\001\001'
   _globals['_GETORDERREQUEST'].fields_by_name['name']._loaded_options = None
-  _globals['_GETORDERREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\024\n\022orders.agora/Order'
+  _globals['_GETORDERREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\024\n\022orders.agora/Order\272Ht\272\001n\n\norder_name\0221must have the form orders/{order} with a valid id\032-this.matches(\'^orders/[a-z][a-z0-9-]{0,62}$\')\310\001\001'
   _globals['_LISTORDERSREQUEST'].fields_by_name['user']._loaded_options = None
-  _globals['_LISTORDERSREQUEST'].fields_by_name['user']._serialized_options = b'\342A\001\002\372A\025\n\023identity.agora/User'
+  _globals['_LISTORDERSREQUEST'].fields_by_name['user']._serialized_options = b'\342A\001\002\372A\025\n\023identity.agora/User\272Hp\272\001j\n\tuser_name\022/must have the form users/{user} with a valid id\032,this.matches(\'^users/[a-z][a-z0-9-]{0,62}$\')\310\001\001'
   _globals['_LISTORDERSREQUEST'].fields_by_name['page_size']._loaded_options = None
-  _globals['_LISTORDERSREQUEST'].fields_by_name['page_size']._serialized_options = b'\342A\001\001'
+  _globals['_LISTORDERSREQUEST'].fields_by_name['page_size']._serialized_options = b'\342A\001\001\272H\004\032\002(\000'
   _globals['_LISTORDERSREQUEST'].fields_by_name['page_token']._loaded_options = None
   _globals['_LISTORDERSREQUEST'].fields_by_name['page_token']._serialized_options = b'\342A\001\001'
   _globals['_LISTORDERSREQUEST'].fields_by_name['state']._loaded_options = None
-  _globals['_LISTORDERSREQUEST'].fields_by_name['state']._serialized_options = b'\342A\001\001'
+  _globals['_LISTORDERSREQUEST'].fields_by_name['state']._serialized_options = b'\342A\001\001\272H\005\202\001\002\020\001'
   _globals['_CANCELORDERREQUEST'].fields_by_name['name']._loaded_options = None
-  _globals['_CANCELORDERREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\024\n\022orders.agora/Order'
+  _globals['_CANCELORDERREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\024\n\022orders.agora/Order\272Ht\272\001n\n\norder_name\0221must have the form orders/{order} with a valid id\032-this.matches(\'^orders/[a-z][a-z0-9-]{0,62}$\')\310\001\001'
   _globals['_CANCELORDERREQUEST'].fields_by_name['etag']._loaded_options = None
   _globals['_CANCELORDERREQUEST'].fields_by_name['etag']._serialized_options = b'\342A\001\001'
   _globals['_CANCELORDERREQUEST'].fields_by_name['request_id']._loaded_options = None
-  _globals['_CANCELORDERREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\001'
+  _globals['_CANCELORDERREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\001\272H\004r\002\030@'
   _globals['_LINEITEM'].fields_by_name['product']._loaded_options = None
-  _globals['_LINEITEM'].fields_by_name['product']._serialized_options = b'\342A\001\002\372A\027\n\025catalog.agora/Product'
+  _globals['_LINEITEM'].fields_by_name['product']._serialized_options = b'\342A\001\002\372A\027\n\025catalog.agora/Product\272H|\272\001v\n\014product_name\0225must have the form products/{product} with a valid id\032/this.matches(\'^products/[a-z][a-z0-9-]{0,62}$\')\310\001\001'
   _globals['_LINEITEM'].fields_by_name['quantity']._loaded_options = None
-  _globals['_LINEITEM'].fields_by_name['quantity']._serialized_options = b'\342A\001\002'
+  _globals['_LINEITEM'].fields_by_name['quantity']._serialized_options = b'\342A\001\002\272H\007\032\005\030\350\007(\001'
   _globals['_ORDERSERVICE']._loaded_options = None
   _globals['_ORDERSERVICE']._serialized_options = b'\312A\014orders.agora'
   _globals['_ORDERSERVICE'].methods_by_name['PlaceOrder']._loaded_options = None
@@ -76,24 +77,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ORDERSERVICE'].methods_by_name['ListOrders']._serialized_options = b'\220\002\001\332A\004user\212\265\030\006\010\002\032\002\010\005\202\323\344\223\002\014\022\n/v1/orders'
   _globals['_ORDERSERVICE'].methods_by_name['CancelOrder']._loaded_options = None
   _globals['_ORDERSERVICE'].methods_by_name['CancelOrder']._serialized_options = b'\220\002\002\332A\004name\212\265\030\006\010\002\032\002\010\n\202\323\344\223\002\037\"\032/v1/{name=orders/*}:cancel:\001*'
-  _globals['_PLACEORDERREQUEST']._serialized_start=228
-  _globals['_PLACEORDERREQUEST']._serialized_end=442
-  _globals['_PLACEORDERRESPONSE']._serialized_start=444
-  _globals['_PLACEORDERRESPONSE']._serialized_end=510
-  _globals['_GETORDERREQUEST']._serialized_start=512
-  _globals['_GETORDERREQUEST']._serialized_end=578
-  _globals['_GETORDERRESPONSE']._serialized_start=580
-  _globals['_GETORDERRESPONSE']._serialized_end=644
-  _globals['_LISTORDERSREQUEST']._serialized_start=647
-  _globals['_LISTORDERSREQUEST']._serialized_end=845
-  _globals['_LISTORDERSRESPONSE']._serialized_start=847
-  _globals['_LISTORDERSRESPONSE']._serialized_end=955
-  _globals['_CANCELORDERREQUEST']._serialized_start=958
-  _globals['_CANCELORDERREQUEST']._serialized_end=1090
-  _globals['_CANCELORDERRESPONSE']._serialized_start=1092
-  _globals['_CANCELORDERRESPONSE']._serialized_end=1159
-  _globals['_LINEITEM']._serialized_start=1161
-  _globals['_LINEITEM']._serialized_end=1263
-  _globals['_ORDERSERVICE']._serialized_start=1266
-  _globals['_ORDERSERVICE']._serialized_end=1867
+  _globals['_PLACEORDERREQUEST']._serialized_start=257
+  _globals['_PLACEORDERREQUEST']._serialized_end=608
+  _globals['_PLACEORDERRESPONSE']._serialized_start=610
+  _globals['_PLACEORDERRESPONSE']._serialized_end=676
+  _globals['_GETORDERREQUEST']._serialized_start=679
+  _globals['_GETORDERREQUEST']._serialized_end=866
+  _globals['_GETORDERRESPONSE']._serialized_start=868
+  _globals['_GETORDERRESPONSE']._serialized_end=932
+  _globals['_LISTORDERSREQUEST']._serialized_start=935
+  _globals['_LISTORDERSREQUEST']._serialized_end=1265
+  _globals['_LISTORDERSRESPONSE']._serialized_start=1267
+  _globals['_LISTORDERSRESPONSE']._serialized_end=1375
+  _globals['_CANCELORDERREQUEST']._serialized_start=1378
+  _globals['_CANCELORDERREQUEST']._serialized_end=1638
+  _globals['_CANCELORDERRESPONSE']._serialized_start=1640
+  _globals['_CANCELORDERRESPONSE']._serialized_end=1707
+  _globals['_LINEITEM']._serialized_start=1710
+  _globals['_LINEITEM']._serialized_end=1951
+  _globals['_ORDERSERVICE']._serialized_start=1954
+  _globals['_ORDERSERVICE']._serialized_end=2555
 # @@protoc_insertion_point(module_scope)

@@ -167,7 +167,9 @@ class ListOrdersRequest(_message.Message):
     the following page. Empty for the first page.
     """
     state: _order_pb2.OrderState.ValueType
-    """Only orders in this state. `ORDER_STATE_UNSPECIFIED`, the default, means every state."""
+    """Only orders in this state. `ORDER_STATE_UNSPECIFIED`, the default, means every state;
+    a value that is not an `OrderState` returns `INVALID_ARGUMENT`.
+    """
     def __init__(
         self,
         *,

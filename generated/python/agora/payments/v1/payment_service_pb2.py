@@ -24,6 +24,7 @@ _sym_db = _symbol_database.Default()
 
 from agora.api.v1 import policy_pb2 as agora_dot_api_dot_v1_dot_policy__pb2
 from agora.payments.v1 import payment_pb2 as agora_dot_payments_dot_v1_dot_payment__pb2
+from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import client_pb2 as google_dot_api_dot_client__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
@@ -31,7 +32,7 @@ from google.api import resource_pb2 as google_dot_api_dot_resource__pb2
 from google.type import money_pb2 as google_dot_type_dot_money__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'agora/payments/v1/payment_service.proto\x12\x11\x61gora.payments.v1\x1a\x19\x61gora/api/v1/policy.proto\x1a\x1f\x61gora/payments/v1/payment.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x17google/type/money.proto\"\x81\x02\n\x17\x41uthorizePaymentRequest\x12\x31\n\x05order\x18\x01 \x01(\tB\x1b\xe2\x41\x01\x02\xfa\x41\x14\n\x12orders.agora/OrderR\x05order\x12\x30\n\x04user\x18\x02 \x01(\tB\x1c\xe2\x41\x01\x02\xfa\x41\x15\n\x13identity.agora/UserR\x04user\x12\x30\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x12.google.type.MoneyB\x04\xe2\x41\x01\x02R\x06\x61mount\x12*\n\rpayment_token\x18\x04 \x01(\tB\x05\xe2\x41\x02\x02\x04R\x0cpaymentToken\x12#\n\nrequest_id\x18\x05 \x01(\tB\x04\xe2\x41\x01\x02R\trequestId\"P\n\x18\x41uthorizePaymentResponse\x12\x34\n\x07payment\x18\x01 \x01(\x0b\x32\x1a.agora.payments.v1.PaymentR\x07payment\"q\n\x15\x43\x61pturePaymentRequest\x12\x33\n\x04name\x18\x01 \x01(\tB\x1f\xe2\x41\x01\x02\xfa\x41\x18\n\x16payments.agora/PaymentR\x04name\x12#\n\nrequest_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\trequestId\"N\n\x16\x43\x61pturePaymentResponse\x12\x34\n\x07payment\x18\x01 \x01(\x0b\x32\x1a.agora.payments.v1.PaymentR\x07payment\"n\n\x12VoidPaymentRequest\x12\x33\n\x04name\x18\x01 \x01(\tB\x1f\xe2\x41\x01\x02\xfa\x41\x18\n\x16payments.agora/PaymentR\x04name\x12#\n\nrequest_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\trequestId\"K\n\x13VoidPaymentResponse\x12\x34\n\x07payment\x18\x01 \x01(\x0b\x32\x1a.agora.payments.v1.PaymentR\x07payment\"\xa2\x01\n\x14RefundPaymentRequest\x12\x33\n\x04name\x18\x01 \x01(\tB\x1f\xe2\x41\x01\x02\xfa\x41\x18\n\x16payments.agora/PaymentR\x04name\x12\x30\n\x06\x61mount\x18\x02 \x01(\x0b\x32\x12.google.type.MoneyB\x04\xe2\x41\x01\x01R\x06\x61mount\x12#\n\nrequest_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02R\trequestId\"M\n\x15RefundPaymentResponse\x12\x34\n\x07payment\x18\x01 \x01(\x0b\x32\x1a.agora.payments.v1.PaymentR\x07payment\"H\n\x11GetPaymentRequest\x12\x33\n\x04name\x18\x01 \x01(\tB\x1f\xe2\x41\x01\x02\xfa\x41\x18\n\x16payments.agora/PaymentR\x04name\"J\n\x12GetPaymentResponse\x12\x34\n\x07payment\x18\x01 \x01(\x0b\x32\x1a.agora.payments.v1.PaymentR\x07payment\"\xc2\x01\n\x13ListPaymentsRequest\x12!\n\tpage_size\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x01R\x08pageSize\x12#\n\npage_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01R\tpageToken\x12\x31\n\x05order\x18\x03 \x01(\tB\x1b\xe2\x41\x01\x01\xfa\x41\x14\n\x12orders.agora/OrderR\x05order\x12\x30\n\x04user\x18\x04 \x01(\tB\x1c\xe2\x41\x01\x01\xfa\x41\x15\n\x13identity.agora/UserR\x04user\"v\n\x14ListPaymentsResponse\x12\x36\n\x08payments\x18\x01 \x03(\x0b\x32\x1a.agora.payments.v1.PaymentR\x08payments\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xe7\x07\n\x0ePaymentService\x12\xbd\x01\n\x10\x41uthorizePayment\x12*.agora.payments.v1.AuthorizePaymentRequest\x1a+.agora.payments.v1.AuthorizePaymentResponse\"P\x90\x02\x02\xda\x41\x1forder,user,amount,payment_token\x8a\xb5\x18\x06\x08\x04\x1a\x02\x08\n\x82\xd3\xe4\x93\x02\x1b\"\x16/v1/payments:authorize:\x01*\x12\xa3\x01\n\x0e\x43\x61pturePayment\x12(.agora.payments.v1.CapturePaymentRequest\x1a).agora.payments.v1.CapturePaymentResponse\"<\x90\x02\x02\xda\x41\x04name\x8a\xb5\x18\x06\x08\x04\x1a\x02\x08\n\x82\xd3\xe4\x93\x02\"\"\x1d/v1/{name=payments/*}:capture:\x01*\x12\x97\x01\n\x0bVoidPayment\x12%.agora.payments.v1.VoidPaymentRequest\x1a&.agora.payments.v1.VoidPaymentResponse\"9\x90\x02\x02\xda\x41\x04name\x8a\xb5\x18\x06\x08\x04\x1a\x02\x08\n\x82\xd3\xe4\x93\x02\x1f\"\x1a/v1/{name=payments/*}:void:\x01*\x12\xad\x01\n\rRefundPayment\x12\'.agora.payments.v1.RefundPaymentRequest\x1a(.agora.payments.v1.RefundPaymentResponse\"I\x90\x02\x02\xda\x41\x0bname,amount\x8a\xb5\x18\r\x08\x04\x12\x05\x61\x64min\x1a\x02\x08\n\x82\xd3\xe4\x93\x02!\"\x1c/v1/{name=payments/*}:refund:\x01*\x12\x8c\x01\n\nGetPayment\x12$.agora.payments.v1.GetPaymentRequest\x1a%.agora.payments.v1.GetPaymentResponse\"1\x90\x02\x01\xda\x41\x04name\x8a\xb5\x18\x06\x08\x02\x1a\x02\x08\x02\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/{name=payments/*}\x12\x82\x01\n\x0cListPayments\x12&.agora.payments.v1.ListPaymentsRequest\x1a\'.agora.payments.v1.ListPaymentsResponse\"!\x90\x02\x01\x8a\xb5\x18\x06\x08\x02\x1a\x02\x08\x05\x82\xd3\xe4\x93\x02\x0e\x12\x0c/v1/payments\x1a\x11\xca\x41\x0epayments.agoraB3Z1agora/clients/go/gen/agora/payments/v1;paymentsv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'agora/payments/v1/payment_service.proto\x12\x11\x61gora.payments.v1\x1a\x19\x61gora/api/v1/policy.proto\x1a\x1f\x61gora/payments/v1/payment.proto\x1a\x1b\x62uf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x17google/type/money.proto\"\x98\x04\n\x17\x41uthorizePaymentRequest\x12\xb3\x01\n\x05order\x18\x01 \x01(\tB\x9c\x01\xe2\x41\x01\x02\xfa\x41\x14\n\x12orders.agora/Order\xbaH~\xba\x01x\n\norder_name\x12\x31must have the form orders/{order} with a valid id\x1a\x37this.matches(\'^orders/[A-Za-z0-9][A-Za-z0-9_-]{0,62}$\')\xc8\x01\x01R\x05order\x12\xae\x01\n\x04user\x18\x02 \x01(\tB\x99\x01\xe2\x41\x01\x02\xfa\x41\x15\n\x13identity.agora/User\xbaHz\xba\x01t\n\tuser_name\x12/must have the form users/{user} with a valid id\x1a\x36this.matches(\'^users/[A-Za-z0-9][A-Za-z0-9_-]{0,62}$\')\xc8\x01\x01R\x04user\x12\x30\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x12.google.type.MoneyB\x04\xe2\x41\x01\x02R\x06\x61mount\x12\x35\n\rpayment_token\x18\x04 \x01(\tB\x10\xe2\x41\x02\x02\x04\xbaH\x08r\x03\x18\x80\x04\xc8\x01\x01R\x0cpaymentToken\x12-\n\nrequest_id\x18\x05 \x01(\tB\x0e\xe2\x41\x01\x02\xbaH\x07r\x02\x18@\xc8\x01\x01R\trequestId\"P\n\x18\x41uthorizePaymentResponse\x12\x34\n\x07payment\x18\x01 \x01(\x0b\x32\x1a.agora.payments.v1.PaymentR\x07payment\"\xfc\x01\n\x15\x43\x61pturePaymentRequest\x12\xb3\x01\n\x04name\x18\x01 \x01(\tB\x9e\x01\xe2\x41\x01\x02\xfa\x41\x18\n\x16payments.agora/Payment\xbaH|\xba\x01v\n\x0cpayment_name\x12\x35must have the form payments/{payment} with a valid id\x1a/this.matches(\'^payments/[a-z][a-z0-9-]{0,62}$\')\xc8\x01\x01R\x04name\x12-\n\nrequest_id\x18\x02 \x01(\tB\x0e\xe2\x41\x01\x02\xbaH\x07r\x02\x18@\xc8\x01\x01R\trequestId\"N\n\x16\x43\x61pturePaymentResponse\x12\x34\n\x07payment\x18\x01 \x01(\x0b\x32\x1a.agora.payments.v1.PaymentR\x07payment\"\xf9\x01\n\x12VoidPaymentRequest\x12\xb3\x01\n\x04name\x18\x01 \x01(\tB\x9e\x01\xe2\x41\x01\x02\xfa\x41\x18\n\x16payments.agora/Payment\xbaH|\xba\x01v\n\x0cpayment_name\x12\x35must have the form payments/{payment} with a valid id\x1a/this.matches(\'^payments/[a-z][a-z0-9-]{0,62}$\')\xc8\x01\x01R\x04name\x12-\n\nrequest_id\x18\x02 \x01(\tB\x0e\xe2\x41\x01\x02\xbaH\x07r\x02\x18@\xc8\x01\x01R\trequestId\"K\n\x13VoidPaymentResponse\x12\x34\n\x07payment\x18\x01 \x01(\x0b\x32\x1a.agora.payments.v1.PaymentR\x07payment\"\xad\x02\n\x14RefundPaymentRequest\x12\xb3\x01\n\x04name\x18\x01 \x01(\tB\x9e\x01\xe2\x41\x01\x02\xfa\x41\x18\n\x16payments.agora/Payment\xbaH|\xba\x01v\n\x0cpayment_name\x12\x35must have the form payments/{payment} with a valid id\x1a/this.matches(\'^payments/[a-z][a-z0-9-]{0,62}$\')\xc8\x01\x01R\x04name\x12\x30\n\x06\x61mount\x18\x02 \x01(\x0b\x32\x12.google.type.MoneyB\x04\xe2\x41\x01\x01R\x06\x61mount\x12-\n\nrequest_id\x18\x03 \x01(\tB\x0e\xe2\x41\x01\x02\xbaH\x07r\x02\x18@\xc8\x01\x01R\trequestId\"M\n\x15RefundPaymentResponse\x12\x34\n\x07payment\x18\x01 \x01(\x0b\x32\x1a.agora.payments.v1.PaymentR\x07payment\"\xc9\x01\n\x11GetPaymentRequest\x12\xb3\x01\n\x04name\x18\x01 \x01(\tB\x9e\x01\xe2\x41\x01\x02\xfa\x41\x18\n\x16payments.agora/Payment\xbaH|\xba\x01v\n\x0cpayment_name\x12\x35must have the form payments/{payment} with a valid id\x1a/this.matches(\'^payments/[a-z][a-z0-9-]{0,62}$\')\xc8\x01\x01R\x04name\"J\n\x12GetPaymentResponse\x12\x34\n\x07payment\x18\x01 \x01(\x0b\x32\x1a.agora.payments.v1.PaymentR\x07payment\"\xcb\x03\n\x13ListPaymentsRequest\x12(\n\tpage_size\x18\x01 \x01(\x05\x42\x0b\xe2\x41\x01\x01\xbaH\x04\x1a\x02(\x00R\x08pageSize\x12#\n\npage_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01R\tpageToken\x12\xb3\x01\n\x05order\x18\x03 \x01(\tB\x9c\x01\xe2\x41\x01\x01\xfa\x41\x14\n\x12orders.agora/Order\xbaH~\xba\x01x\n\norder_name\x12\x31must have the form orders/{order} with a valid id\x1a\x37this.matches(\'^orders/[A-Za-z0-9][A-Za-z0-9_-]{0,62}$\')\xd8\x01\x01R\x05order\x12\xae\x01\n\x04user\x18\x04 \x01(\tB\x99\x01\xe2\x41\x01\x01\xfa\x41\x15\n\x13identity.agora/User\xbaHz\xba\x01t\n\tuser_name\x12/must have the form users/{user} with a valid id\x1a\x36this.matches(\'^users/[A-Za-z0-9][A-Za-z0-9_-]{0,62}$\')\xd8\x01\x01R\x04user\"v\n\x14ListPaymentsResponse\x12\x36\n\x08payments\x18\x01 \x03(\x0b\x32\x1a.agora.payments.v1.PaymentR\x08payments\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xe7\x07\n\x0ePaymentService\x12\xbd\x01\n\x10\x41uthorizePayment\x12*.agora.payments.v1.AuthorizePaymentRequest\x1a+.agora.payments.v1.AuthorizePaymentResponse\"P\x90\x02\x02\xda\x41\x1forder,user,amount,payment_token\x8a\xb5\x18\x06\x08\x04\x1a\x02\x08\n\x82\xd3\xe4\x93\x02\x1b\"\x16/v1/payments:authorize:\x01*\x12\xa3\x01\n\x0e\x43\x61pturePayment\x12(.agora.payments.v1.CapturePaymentRequest\x1a).agora.payments.v1.CapturePaymentResponse\"<\x90\x02\x02\xda\x41\x04name\x8a\xb5\x18\x06\x08\x04\x1a\x02\x08\n\x82\xd3\xe4\x93\x02\"\"\x1d/v1/{name=payments/*}:capture:\x01*\x12\x97\x01\n\x0bVoidPayment\x12%.agora.payments.v1.VoidPaymentRequest\x1a&.agora.payments.v1.VoidPaymentResponse\"9\x90\x02\x02\xda\x41\x04name\x8a\xb5\x18\x06\x08\x04\x1a\x02\x08\n\x82\xd3\xe4\x93\x02\x1f\"\x1a/v1/{name=payments/*}:void:\x01*\x12\xad\x01\n\rRefundPayment\x12\'.agora.payments.v1.RefundPaymentRequest\x1a(.agora.payments.v1.RefundPaymentResponse\"I\x90\x02\x02\xda\x41\x0bname,amount\x8a\xb5\x18\r\x08\x04\x12\x05\x61\x64min\x1a\x02\x08\n\x82\xd3\xe4\x93\x02!\"\x1c/v1/{name=payments/*}:refund:\x01*\x12\x8c\x01\n\nGetPayment\x12$.agora.payments.v1.GetPaymentRequest\x1a%.agora.payments.v1.GetPaymentResponse\"1\x90\x02\x01\xda\x41\x04name\x8a\xb5\x18\x06\x08\x02\x1a\x02\x08\x02\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/{name=payments/*}\x12\x82\x01\n\x0cListPayments\x12&.agora.payments.v1.ListPaymentsRequest\x1a\'.agora.payments.v1.ListPaymentsResponse\"!\x90\x02\x01\x8a\xb5\x18\x06\x08\x02\x1a\x02\x08\x05\x82\xd3\xe4\x93\x02\x0e\x12\x0c/v1/payments\x1a\x11\xca\x41\x0epayments.agoraB3Z1agora/clients/go/gen/agora/payments/v1;paymentsv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,39 +41,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z1agora/clients/go/gen/agora/payments/v1;paymentsv1'
   _globals['_AUTHORIZEPAYMENTREQUEST'].fields_by_name['order']._loaded_options = None
-  _globals['_AUTHORIZEPAYMENTREQUEST'].fields_by_name['order']._serialized_options = b'\342A\001\002\372A\024\n\022orders.agora/Order'
+  _globals['_AUTHORIZEPAYMENTREQUEST'].fields_by_name['order']._serialized_options = b'\342A\001\002\372A\024\n\022orders.agora/Order\272H~\272\001x\n\norder_name\0221must have the form orders/{order} with a valid id\0327this.matches(\'^orders/[A-Za-z0-9][A-Za-z0-9_-]{0,62}$\')\310\001\001'
   _globals['_AUTHORIZEPAYMENTREQUEST'].fields_by_name['user']._loaded_options = None
-  _globals['_AUTHORIZEPAYMENTREQUEST'].fields_by_name['user']._serialized_options = b'\342A\001\002\372A\025\n\023identity.agora/User'
+  _globals['_AUTHORIZEPAYMENTREQUEST'].fields_by_name['user']._serialized_options = b'\342A\001\002\372A\025\n\023identity.agora/User\272Hz\272\001t\n\tuser_name\022/must have the form users/{user} with a valid id\0326this.matches(\'^users/[A-Za-z0-9][A-Za-z0-9_-]{0,62}$\')\310\001\001'
   _globals['_AUTHORIZEPAYMENTREQUEST'].fields_by_name['amount']._loaded_options = None
   _globals['_AUTHORIZEPAYMENTREQUEST'].fields_by_name['amount']._serialized_options = b'\342A\001\002'
   _globals['_AUTHORIZEPAYMENTREQUEST'].fields_by_name['payment_token']._loaded_options = None
-  _globals['_AUTHORIZEPAYMENTREQUEST'].fields_by_name['payment_token']._serialized_options = b'\342A\002\002\004'
+  _globals['_AUTHORIZEPAYMENTREQUEST'].fields_by_name['payment_token']._serialized_options = b'\342A\002\002\004\272H\010r\003\030\200\004\310\001\001'
   _globals['_AUTHORIZEPAYMENTREQUEST'].fields_by_name['request_id']._loaded_options = None
-  _globals['_AUTHORIZEPAYMENTREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\002'
+  _globals['_AUTHORIZEPAYMENTREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\002\272H\007r\002\030@\310\001\001'
   _globals['_CAPTUREPAYMENTREQUEST'].fields_by_name['name']._loaded_options = None
-  _globals['_CAPTUREPAYMENTREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\030\n\026payments.agora/Payment'
+  _globals['_CAPTUREPAYMENTREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\030\n\026payments.agora/Payment\272H|\272\001v\n\014payment_name\0225must have the form payments/{payment} with a valid id\032/this.matches(\'^payments/[a-z][a-z0-9-]{0,62}$\')\310\001\001'
   _globals['_CAPTUREPAYMENTREQUEST'].fields_by_name['request_id']._loaded_options = None
-  _globals['_CAPTUREPAYMENTREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\002'
+  _globals['_CAPTUREPAYMENTREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\002\272H\007r\002\030@\310\001\001'
   _globals['_VOIDPAYMENTREQUEST'].fields_by_name['name']._loaded_options = None
-  _globals['_VOIDPAYMENTREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\030\n\026payments.agora/Payment'
+  _globals['_VOIDPAYMENTREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\030\n\026payments.agora/Payment\272H|\272\001v\n\014payment_name\0225must have the form payments/{payment} with a valid id\032/this.matches(\'^payments/[a-z][a-z0-9-]{0,62}$\')\310\001\001'
   _globals['_VOIDPAYMENTREQUEST'].fields_by_name['request_id']._loaded_options = None
-  _globals['_VOIDPAYMENTREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\002'
+  _globals['_VOIDPAYMENTREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\002\272H\007r\002\030@\310\001\001'
   _globals['_REFUNDPAYMENTREQUEST'].fields_by_name['name']._loaded_options = None
-  _globals['_REFUNDPAYMENTREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\030\n\026payments.agora/Payment'
+  _globals['_REFUNDPAYMENTREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\030\n\026payments.agora/Payment\272H|\272\001v\n\014payment_name\0225must have the form payments/{payment} with a valid id\032/this.matches(\'^payments/[a-z][a-z0-9-]{0,62}$\')\310\001\001'
   _globals['_REFUNDPAYMENTREQUEST'].fields_by_name['amount']._loaded_options = None
   _globals['_REFUNDPAYMENTREQUEST'].fields_by_name['amount']._serialized_options = b'\342A\001\001'
   _globals['_REFUNDPAYMENTREQUEST'].fields_by_name['request_id']._loaded_options = None
-  _globals['_REFUNDPAYMENTREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\002'
+  _globals['_REFUNDPAYMENTREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\002\272H\007r\002\030@\310\001\001'
   _globals['_GETPAYMENTREQUEST'].fields_by_name['name']._loaded_options = None
-  _globals['_GETPAYMENTREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\030\n\026payments.agora/Payment'
+  _globals['_GETPAYMENTREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\030\n\026payments.agora/Payment\272H|\272\001v\n\014payment_name\0225must have the form payments/{payment} with a valid id\032/this.matches(\'^payments/[a-z][a-z0-9-]{0,62}$\')\310\001\001'
   _globals['_LISTPAYMENTSREQUEST'].fields_by_name['page_size']._loaded_options = None
-  _globals['_LISTPAYMENTSREQUEST'].fields_by_name['page_size']._serialized_options = b'\342A\001\001'
+  _globals['_LISTPAYMENTSREQUEST'].fields_by_name['page_size']._serialized_options = b'\342A\001\001\272H\004\032\002(\000'
   _globals['_LISTPAYMENTSREQUEST'].fields_by_name['page_token']._loaded_options = None
   _globals['_LISTPAYMENTSREQUEST'].fields_by_name['page_token']._serialized_options = b'\342A\001\001'
   _globals['_LISTPAYMENTSREQUEST'].fields_by_name['order']._loaded_options = None
-  _globals['_LISTPAYMENTSREQUEST'].fields_by_name['order']._serialized_options = b'\342A\001\001\372A\024\n\022orders.agora/Order'
+  _globals['_LISTPAYMENTSREQUEST'].fields_by_name['order']._serialized_options = b'\342A\001\001\372A\024\n\022orders.agora/Order\272H~\272\001x\n\norder_name\0221must have the form orders/{order} with a valid id\0327this.matches(\'^orders/[A-Za-z0-9][A-Za-z0-9_-]{0,62}$\')\330\001\001'
   _globals['_LISTPAYMENTSREQUEST'].fields_by_name['user']._loaded_options = None
-  _globals['_LISTPAYMENTSREQUEST'].fields_by_name['user']._serialized_options = b'\342A\001\001\372A\025\n\023identity.agora/User'
+  _globals['_LISTPAYMENTSREQUEST'].fields_by_name['user']._serialized_options = b'\342A\001\001\372A\025\n\023identity.agora/User\272Hz\272\001t\n\tuser_name\022/must have the form users/{user} with a valid id\0326this.matches(\'^users/[A-Za-z0-9][A-Za-z0-9_-]{0,62}$\')\330\001\001'
   _globals['_PAYMENTSERVICE']._loaded_options = None
   _globals['_PAYMENTSERVICE']._serialized_options = b'\312A\016payments.agora'
   _globals['_PAYMENTSERVICE'].methods_by_name['AuthorizePayment']._loaded_options = None
@@ -87,30 +88,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PAYMENTSERVICE'].methods_by_name['GetPayment']._serialized_options = b'\220\002\001\332A\004name\212\265\030\006\010\002\032\002\010\002\202\323\344\223\002\027\022\025/v1/{name=payments/*}'
   _globals['_PAYMENTSERVICE'].methods_by_name['ListPayments']._loaded_options = None
   _globals['_PAYMENTSERVICE'].methods_by_name['ListPayments']._serialized_options = b'\220\002\001\212\265\030\006\010\002\032\002\010\005\202\323\344\223\002\016\022\014/v1/payments'
-  _globals['_AUTHORIZEPAYMENTREQUEST']._serialized_start=263
-  _globals['_AUTHORIZEPAYMENTREQUEST']._serialized_end=520
-  _globals['_AUTHORIZEPAYMENTRESPONSE']._serialized_start=522
-  _globals['_AUTHORIZEPAYMENTRESPONSE']._serialized_end=602
-  _globals['_CAPTUREPAYMENTREQUEST']._serialized_start=604
-  _globals['_CAPTUREPAYMENTREQUEST']._serialized_end=717
-  _globals['_CAPTUREPAYMENTRESPONSE']._serialized_start=719
-  _globals['_CAPTUREPAYMENTRESPONSE']._serialized_end=797
-  _globals['_VOIDPAYMENTREQUEST']._serialized_start=799
-  _globals['_VOIDPAYMENTREQUEST']._serialized_end=909
-  _globals['_VOIDPAYMENTRESPONSE']._serialized_start=911
-  _globals['_VOIDPAYMENTRESPONSE']._serialized_end=986
-  _globals['_REFUNDPAYMENTREQUEST']._serialized_start=989
-  _globals['_REFUNDPAYMENTREQUEST']._serialized_end=1151
-  _globals['_REFUNDPAYMENTRESPONSE']._serialized_start=1153
-  _globals['_REFUNDPAYMENTRESPONSE']._serialized_end=1230
-  _globals['_GETPAYMENTREQUEST']._serialized_start=1232
-  _globals['_GETPAYMENTREQUEST']._serialized_end=1304
-  _globals['_GETPAYMENTRESPONSE']._serialized_start=1306
-  _globals['_GETPAYMENTRESPONSE']._serialized_end=1380
-  _globals['_LISTPAYMENTSREQUEST']._serialized_start=1383
-  _globals['_LISTPAYMENTSREQUEST']._serialized_end=1577
-  _globals['_LISTPAYMENTSRESPONSE']._serialized_start=1579
-  _globals['_LISTPAYMENTSRESPONSE']._serialized_end=1697
-  _globals['_PAYMENTSERVICE']._serialized_start=1700
-  _globals['_PAYMENTSERVICE']._serialized_end=2699
+  _globals['_AUTHORIZEPAYMENTREQUEST']._serialized_start=292
+  _globals['_AUTHORIZEPAYMENTREQUEST']._serialized_end=828
+  _globals['_AUTHORIZEPAYMENTRESPONSE']._serialized_start=830
+  _globals['_AUTHORIZEPAYMENTRESPONSE']._serialized_end=910
+  _globals['_CAPTUREPAYMENTREQUEST']._serialized_start=913
+  _globals['_CAPTUREPAYMENTREQUEST']._serialized_end=1165
+  _globals['_CAPTUREPAYMENTRESPONSE']._serialized_start=1167
+  _globals['_CAPTUREPAYMENTRESPONSE']._serialized_end=1245
+  _globals['_VOIDPAYMENTREQUEST']._serialized_start=1248
+  _globals['_VOIDPAYMENTREQUEST']._serialized_end=1497
+  _globals['_VOIDPAYMENTRESPONSE']._serialized_start=1499
+  _globals['_VOIDPAYMENTRESPONSE']._serialized_end=1574
+  _globals['_REFUNDPAYMENTREQUEST']._serialized_start=1577
+  _globals['_REFUNDPAYMENTREQUEST']._serialized_end=1878
+  _globals['_REFUNDPAYMENTRESPONSE']._serialized_start=1880
+  _globals['_REFUNDPAYMENTRESPONSE']._serialized_end=1957
+  _globals['_GETPAYMENTREQUEST']._serialized_start=1960
+  _globals['_GETPAYMENTREQUEST']._serialized_end=2161
+  _globals['_GETPAYMENTRESPONSE']._serialized_start=2163
+  _globals['_GETPAYMENTRESPONSE']._serialized_end=2237
+  _globals['_LISTPAYMENTSREQUEST']._serialized_start=2240
+  _globals['_LISTPAYMENTSREQUEST']._serialized_end=2699
+  _globals['_LISTPAYMENTSRESPONSE']._serialized_start=2701
+  _globals['_LISTPAYMENTSRESPONSE']._serialized_end=2819
+  _globals['_PAYMENTSERVICE']._serialized_start=2822
+  _globals['_PAYMENTSERVICE']._serialized_end=3821
 # @@protoc_insertion_point(module_scope)

@@ -59,7 +59,11 @@ class PaymentServiceStub:
     such as `PAYMENT_NOT_FOUND`, with the payment's name (`payment`) and state (`state`, a
     [PaymentState][agora.payments.v1.PaymentState] value name such as
     `PAYMENT_STATE_CAPTURED`) in its metadata where they apply; invalid requests also carry a `google.rpc.BadRequest` listing each
-    offending field, and `UNAVAILABLE` errors carry a `google.rpc.RetryInfo`.
+    offending field, and `UNAVAILABLE` errors carry a `google.rpc.RetryInfo`. Requests are
+    first checked against the `buf.validate` rules of these messages: a request that
+    breaks any of them returns `INVALID_ARGUMENT` (reason `INVALID_ARGUMENT`) with a
+    `BadRequest` naming every broken rule's field, and has no effect. Amounts have no such
+    rules, so that a wrong amount always gets its own reason.
     """
 
     def __init__(self, channel):
@@ -134,7 +138,11 @@ class PaymentServiceServicer:
     such as `PAYMENT_NOT_FOUND`, with the payment's name (`payment`) and state (`state`, a
     [PaymentState][agora.payments.v1.PaymentState] value name such as
     `PAYMENT_STATE_CAPTURED`) in its metadata where they apply; invalid requests also carry a `google.rpc.BadRequest` listing each
-    offending field, and `UNAVAILABLE` errors carry a `google.rpc.RetryInfo`.
+    offending field, and `UNAVAILABLE` errors carry a `google.rpc.RetryInfo`. Requests are
+    first checked against the `buf.validate` rules of these messages: a request that
+    breaks any of them returns `INVALID_ARGUMENT` (reason `INVALID_ARGUMENT`) with a
+    `BadRequest` naming every broken rule's field, and has no effect. Amounts have no such
+    rules, so that a wrong amount always gets its own reason.
     """
 
     def AuthorizePayment(self, request, context):
@@ -347,7 +355,11 @@ class PaymentService:
     such as `PAYMENT_NOT_FOUND`, with the payment's name (`payment`) and state (`state`, a
     [PaymentState][agora.payments.v1.PaymentState] value name such as
     `PAYMENT_STATE_CAPTURED`) in its metadata where they apply; invalid requests also carry a `google.rpc.BadRequest` listing each
-    offending field, and `UNAVAILABLE` errors carry a `google.rpc.RetryInfo`.
+    offending field, and `UNAVAILABLE` errors carry a `google.rpc.RetryInfo`. Requests are
+    first checked against the `buf.validate` rules of these messages: a request that
+    breaks any of them returns `INVALID_ARGUMENT` (reason `INVALID_ARGUMENT`) with a
+    `BadRequest` naming every broken rule's field, and has no effect. Amounts have no such
+    rules, so that a wrong amount always gets its own reason.
     """
 
     @staticmethod

@@ -60,7 +60,11 @@ class PaymentServiceStub:
     such as `PAYMENT_NOT_FOUND`, with the payment's name (`payment`) and state (`state`, a
     [PaymentState][agora.payments.v1.PaymentState] value name such as
     `PAYMENT_STATE_CAPTURED`) in its metadata where they apply; invalid requests also carry a `google.rpc.BadRequest` listing each
-    offending field, and `UNAVAILABLE` errors carry a `google.rpc.RetryInfo`.
+    offending field, and `UNAVAILABLE` errors carry a `google.rpc.RetryInfo`. Requests are
+    first checked against the `buf.validate` rules of these messages: a request that
+    breaks any of them returns `INVALID_ARGUMENT` (reason `INVALID_ARGUMENT`) with a
+    `BadRequest` naming every broken rule's field, and has no effect. Amounts have no such
+    rules, so that a wrong amount always gets its own reason.
     """
 
     @_typing.overload
@@ -214,7 +218,11 @@ class PaymentServiceAsyncStub(PaymentServiceStub):
     such as `PAYMENT_NOT_FOUND`, with the payment's name (`payment`) and state (`state`, a
     [PaymentState][agora.payments.v1.PaymentState] value name such as
     `PAYMENT_STATE_CAPTURED`) in its metadata where they apply; invalid requests also carry a `google.rpc.BadRequest` listing each
-    offending field, and `UNAVAILABLE` errors carry a `google.rpc.RetryInfo`.
+    offending field, and `UNAVAILABLE` errors carry a `google.rpc.RetryInfo`. Requests are
+    first checked against the `buf.validate` rules of these messages: a request that
+    breaks any of them returns `INVALID_ARGUMENT` (reason `INVALID_ARGUMENT`) with a
+    `BadRequest` naming every broken rule's field, and has no effect. Amounts have no such
+    rules, so that a wrong amount always gets its own reason.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -364,7 +372,11 @@ class PaymentServiceServicer(metaclass=_abc_1.ABCMeta):
     such as `PAYMENT_NOT_FOUND`, with the payment's name (`payment`) and state (`state`, a
     [PaymentState][agora.payments.v1.PaymentState] value name such as
     `PAYMENT_STATE_CAPTURED`) in its metadata where they apply; invalid requests also carry a `google.rpc.BadRequest` listing each
-    offending field, and `UNAVAILABLE` errors carry a `google.rpc.RetryInfo`.
+    offending field, and `UNAVAILABLE` errors carry a `google.rpc.RetryInfo`. Requests are
+    first checked against the `buf.validate` rules of these messages: a request that
+    breaks any of them returns `INVALID_ARGUMENT` (reason `INVALID_ARGUMENT`) with a
+    `BadRequest` naming every broken rule's field, and has no effect. Amounts have no such
+    rules, so that a wrong amount always gets its own reason.
     """
 
     @_abc_1.abstractmethod

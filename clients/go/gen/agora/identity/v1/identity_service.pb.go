@@ -8,6 +8,7 @@ package identityv1
 
 import (
 	_ "agora/clients/go/gen/agora/api/v1"
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -152,6 +153,7 @@ func (x *SignUpResponse) GetUser() *User {
 type LoginRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The email address the user signed up with, compared without regard to case.
+	// Surrounding whitespace is removed.
 	Email string `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
 	// The user's password.
 	Password      string `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
@@ -724,7 +726,7 @@ var File_agora_identity_v1_identity_service_proto protoreflect.FileDescriptor
 
 const file_agora_identity_v1_identity_service_proto_rawDesc = "" +
 	"\n" +
-	"(agora/identity/v1/identity_service.proto\x12\x11agora.identity.v1\x1a\x19agora/api/v1/policy.proto\x1a\x1cagora/identity/v1/user.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9c\x01\n" +
+	"(agora/identity/v1/identity_service.proto\x12\x11agora.identity.v1\x1a\x19agora/api/v1/policy.proto\x1a\x1cagora/identity/v1/user.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9c\x01\n" +
 	"\rSignUpRequest\x12\x1a\n" +
 	"\x05email\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x05email\x12!\n" +
 	"\bpassword\x18\x02 \x01(\tB\x05\xe2A\x02\x02\x04R\bpassword\x12'\n" +
@@ -732,29 +734,31 @@ const file_agora_identity_v1_identity_service_proto_rawDesc = "" +
 	"\n" +
 	"request_id\x18\x04 \x01(\tB\x04\xe2A\x01\x01R\trequestId\"=\n" +
 	"\x0eSignUpResponse\x12+\n" +
-	"\x04user\x18\x01 \x01(\v2\x17.agora.identity.v1.UserR\x04user\"M\n" +
-	"\fLoginRequest\x12\x1a\n" +
-	"\x05email\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x05email\x12!\n" +
-	"\bpassword\x18\x02 \x01(\tB\x05\xe2A\x02\x02\x04R\bpassword\"\xb1\x02\n" +
+	"\x04user\x18\x01 \x01(\v2\x17.agora.identity.v1.UserR\x04user\"\x8f\x01\n" +
+	"\fLoginRequest\x12V\n" +
+	"\x05email\x18\x01 \x01(\tB@\xe2A\x01\x02\xbaH9\xba\x013\n" +
+	"\tnot_blank\x12\x11must not be blank\x1a\x13this.matches('\\\\S')\xc8\x01\x01R\x05email\x12'\n" +
+	"\bpassword\x18\x02 \x01(\tB\v\xe2A\x02\x02\x04\xbaH\x03\xc8\x01\x01R\bpassword\"\xb1\x02\n" +
 	"\rLoginResponse\x12!\n" +
 	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\x12S\n" +
 	"\x18access_token_expire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x15accessTokenExpireTime\x12#\n" +
 	"\rrefresh_token\x18\x03 \x01(\tR\frefreshToken\x12U\n" +
 	"\x19refresh_token_expire_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x16refreshTokenExpireTime\x12,\n" +
 	"\x04user\x18\x05 \x01(\tB\x18\xfaA\x15\n" +
-	"\x13identity.agora/UserR\x04user\"A\n" +
-	"\x13RefreshTokenRequest\x12*\n" +
-	"\rrefresh_token\x18\x01 \x01(\tB\x05\xe2A\x02\x02\x04R\frefreshToken\"\xb8\x02\n" +
+	"\x13identity.agora/UserR\x04user\"G\n" +
+	"\x13RefreshTokenRequest\x120\n" +
+	"\rrefresh_token\x18\x01 \x01(\tB\v\xe2A\x02\x02\x04\xbaH\x03\xc8\x01\x01R\frefreshToken\"\xb8\x02\n" +
 	"\x14RefreshTokenResponse\x12!\n" +
 	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\x12S\n" +
 	"\x18access_token_expire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x15accessTokenExpireTime\x12#\n" +
 	"\rrefresh_token\x18\x03 \x01(\tR\frefreshToken\x12U\n" +
 	"\x19refresh_token_expire_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x16refreshTokenExpireTime\x12,\n" +
 	"\x04user\x18\x05 \x01(\tB\x18\xfaA\x15\n" +
-	"\x13identity.agora/UserR\x04user\"B\n" +
-	"\x0eGetUserRequest\x120\n" +
-	"\x04name\x18\x01 \x01(\tB\x1c\xe2A\x01\x02\xfaA\x15\n" +
-	"\x13identity.agora/UserR\x04name\">\n" +
+	"\x13identity.agora/UserR\x04user\"\xb7\x01\n" +
+	"\x0eGetUserRequest\x12\xa4\x01\n" +
+	"\x04name\x18\x01 \x01(\tB\x8f\x01\xe2A\x01\x02\xfaA\x15\n" +
+	"\x13identity.agora/User\xbaHp\xba\x01j\n" +
+	"\tuser_name\x12/must have the form users/{user} with a valid id\x1a,this.matches('^users/[a-z][a-z0-9-]{0,62}$')\xc8\x01\x01R\x04name\">\n" +
 	"\x0fGetUserResponse\x12+\n" +
 	"\x04user\x18\x01 \x01(\v2\x17.agora.identity.v1.UserR\x04user\"\x10\n" +
 	"\x0eGetJwksRequest\"a\n" +

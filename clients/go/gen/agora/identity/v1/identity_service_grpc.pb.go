@@ -48,7 +48,11 @@ const (
 //
 // Every error carries a `google.rpc.ErrorInfo` with domain `identity.agora` and a reason
 // such as `USER_NOT_FOUND`; invalid requests also carry a `google.rpc.BadRequest` listing
-// each offending field.
+// each offending field. Requests are first checked against the `buf.validate` rules of
+// these messages: a request that breaks any of them returns `INVALID_ARGUMENT` (reason
+// `INVALID_ARGUMENT`) with a `BadRequest` naming every broken rule's field, and has no
+// effect. `SignUpRequest` has no such rules, so that a malformed email address or
+// password always gets its own reason.
 type IdentityServiceClient interface {
 	// Creates a user from an email address, a password and a display name. The new user has
 	// the role `customer` and is published as a
@@ -194,7 +198,11 @@ func (c *identityServiceClient) GetJwks(ctx context.Context, in *GetJwksRequest,
 //
 // Every error carries a `google.rpc.ErrorInfo` with domain `identity.agora` and a reason
 // such as `USER_NOT_FOUND`; invalid requests also carry a `google.rpc.BadRequest` listing
-// each offending field.
+// each offending field. Requests are first checked against the `buf.validate` rules of
+// these messages: a request that breaks any of them returns `INVALID_ARGUMENT` (reason
+// `INVALID_ARGUMENT`) with a `BadRequest` naming every broken rule's field, and has no
+// effect. `SignUpRequest` has no such rules, so that a malformed email address or
+// password always gets its own reason.
 type IdentityServiceServer interface {
 	// Creates a user from an email address, a password and a display name. The new user has
 	// the role `customer` and is published as a

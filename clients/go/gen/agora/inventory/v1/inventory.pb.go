@@ -7,6 +7,7 @@
 package inventoryv1
 
 import (
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -381,7 +382,7 @@ var File_agora_inventory_v1_inventory_proto protoreflect.FileDescriptor
 
 const file_agora_inventory_v1_inventory_proto_rawDesc = "" +
 	"\n" +
-	"\"agora/inventory/v1/inventory.proto\x12\x12agora.inventory.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe2\x02\n" +
+	"\"agora/inventory/v1/inventory.proto\x12\x12agora.inventory.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe2\x02\n" +
 	"\x05Stock\x12\x18\n" +
 	"\x04name\x18\x01 \x01(\tB\x04\xe2A\x01\bR\x04name\x128\n" +
 	"\aproduct\x18\x02 \x01(\tB\x1e\xe2A\x01\x03\xfaA\x17\n" +
@@ -405,11 +406,12 @@ const file_agora_inventory_v1_inventory_proto_rawDesc = "" +
 	"expireTime\x12A\n" +
 	"\vupdate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampB\x04\xe2A\x01\x03R\n" +
 	"updateTime:W\xeaAT\n" +
-	"\x1binventory.agora/Reservation\x12\x1areservations/{reservation}*\freservations2\vreservation\"m\n" +
-	"\x0fReservationItem\x128\n" +
-	"\aproduct\x18\x01 \x01(\tB\x1e\xe2A\x01\x02\xfaA\x17\n" +
-	"\x15catalog.agora/ProductR\aproduct\x12 \n" +
-	"\bquantity\x18\x02 \x01(\x05B\x04\xe2A\x01\x02R\bquantity*\xb3\x01\n" +
+	"\x1binventory.agora/Reservation\x12\x1areservations/{reservation}*\freservations2\vreservation\"\xf8\x01\n" +
+	"\x0fReservationItem\x12\xb8\x01\n" +
+	"\aproduct\x18\x01 \x01(\tB\x9d\x01\xe2A\x01\x02\xfaA\x17\n" +
+	"\x15catalog.agora/Product\xbaH|\xba\x01v\n" +
+	"\fproduct_name\x125must have the form products/{product} with a valid id\x1a/this.matches('^products/[a-z][a-z0-9-]{0,62}$')\xc8\x01\x01R\aproduct\x12*\n" +
+	"\bquantity\x18\x02 \x01(\x05B\x0e\xe2A\x01\x02\xbaH\a\x1a\x05\x18\x90N(\x01R\bquantity*\xb3\x01\n" +
 	"\x10ReservationState\x12!\n" +
 	"\x1dRESERVATION_STATE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18RESERVATION_STATE_ACTIVE\x10\x01\x12\x1f\n" +

@@ -8,6 +8,7 @@ package inventoryv1
 
 import (
 	_ "agora/clients/go/gen/agora/api/v1"
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -669,47 +670,58 @@ var File_agora_inventory_v1_inventory_service_proto protoreflect.FileDescriptor
 
 const file_agora_inventory_v1_inventory_service_proto_rawDesc = "" +
 	"\n" +
-	"*agora/inventory/v1/inventory_service.proto\x12\x12agora.inventory.v1\x1a\x19agora/api/v1/policy.proto\x1a\"agora/inventory/v1/inventory.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1egoogle/protobuf/duration.proto\"\xa3\x01\n" +
-	"\x0fSetStockRequest\x122\n" +
-	"\x04name\x18\x01 \x01(\tB\x1e\xe2A\x01\x02\xfaA\x17\n" +
-	"\x15inventory.agora/StockR\x04name\x12\x1d\n" +
-	"\aon_hand\x18\x02 \x01(\x03B\x04\xe2A\x01\x02R\x06onHand\x12\x18\n" +
-	"\x04etag\x18\x03 \x01(\tB\x04\xe2A\x01\x01R\x04etag\x12#\n" +
+	"*agora/inventory/v1/inventory_service.proto\x12\x12agora.inventory.v1\x1a\x19agora/api/v1/policy.proto\x1a\"agora/inventory/v1/inventory.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1egoogle/protobuf/duration.proto\"\xc4\x02\n" +
+	"\x0fSetStockRequest\x12\xbe\x01\n" +
+	"\x04name\x18\x01 \x01(\tB\xa9\x01\xe2A\x01\x02\xfaA\x17\n" +
+	"\x15inventory.agora/Stock\xbaH\x87\x01\xba\x01\x80\x01\n" +
 	"\n" +
-	"request_id\x18\x04 \x01(\tB\x04\xe2A\x01\x01R\trequestId\"C\n" +
+	"stock_name\x12;must have the form products/{product}/stock with a valid id\x1a5this.matches('^products/[a-z][a-z0-9-]{0,62}/stock$')\xc8\x01\x01R\x04name\x12*\n" +
+	"\aon_hand\x18\x02 \x01(\x03B\x11\xe2A\x01\x02\xbaH\n" +
+	"\"\b\x18\x80\x94\xeb\xdc\x03(\x00R\x06onHand\x12\x18\n" +
+	"\x04etag\x18\x03 \x01(\tB\x04\xe2A\x01\x01R\x04etag\x12*\n" +
+	"\n" +
+	"request_id\x18\x04 \x01(\tB\v\xe2A\x01\x01\xbaH\x04r\x02\x18@R\trequestId\"C\n" +
 	"\x10SetStockResponse\x12/\n" +
-	"\x05stock\x18\x01 \x01(\v2\x19.agora.inventory.v1.StockR\x05stock\"E\n" +
-	"\x0fGetStockRequest\x122\n" +
-	"\x04name\x18\x01 \x01(\tB\x1e\xe2A\x01\x02\xfaA\x17\n" +
-	"\x15inventory.agora/StockR\x04name\"C\n" +
+	"\x05stock\x18\x01 \x01(\v2\x19.agora.inventory.v1.StockR\x05stock\"\xd2\x01\n" +
+	"\x0fGetStockRequest\x12\xbe\x01\n" +
+	"\x04name\x18\x01 \x01(\tB\xa9\x01\xe2A\x01\x02\xfaA\x17\n" +
+	"\x15inventory.agora/Stock\xbaH\x87\x01\xba\x01\x80\x01\n" +
+	"\n" +
+	"stock_name\x12;must have the form products/{product}/stock with a valid id\x1a5this.matches('^products/[a-z][a-z0-9-]{0,62}/stock$')\xc8\x01\x01R\x04name\"C\n" +
 	"\x10GetStockResponse\x12/\n" +
-	"\x05stock\x18\x01 \x01(\v2\x19.agora.inventory.v1.StockR\x05stock\"\xe1\x01\n" +
-	"\x13ReserveStockRequest\x121\n" +
-	"\x05order\x18\x01 \x01(\tB\x1b\xe2A\x01\x02\xfaA\x14\n" +
-	"\x12orders.agora/OrderR\x05order\x12?\n" +
-	"\x05items\x18\x02 \x03(\v2#.agora.inventory.v1.ReservationItemB\x04\xe2A\x01\x02R\x05items\x121\n" +
-	"\x03ttl\x18\x03 \x01(\v2\x19.google.protobuf.DurationB\x04\xe2A\x01\x01R\x03ttl\x12#\n" +
+	"\x05stock\x18\x01 \x01(\v2\x19.agora.inventory.v1.StockR\x05stock\"\xfb\x03\n" +
+	"\x13ReserveStockRequest\x12\xa9\x01\n" +
+	"\x05order\x18\x01 \x01(\tB\x92\x01\xe2A\x01\x02\xfaA\x14\n" +
+	"\x12orders.agora/Order\xbaHt\xba\x01n\n" +
 	"\n" +
-	"request_id\x18\x04 \x01(\tB\x04\xe2A\x01\x01R\trequestId\"Y\n" +
+	"order_name\x121must have the form orders/{order} with a valid id\x1a-this.matches('^orders/[a-z][a-z0-9-]{0,62}$')\xc8\x01\x01R\x05order\x12I\n" +
+	"\x05items\x18\x02 \x03(\v2#.agora.inventory.v1.ReservationItemB\x0e\xe2A\x01\x02\xbaH\a\x92\x01\x04\b\x01\x10dR\x05items\x12\xc0\x01\n" +
+	"\x03ttl\x18\x03 \x01(\v2\x19.google.protobuf.DurationB\x92\x01\xe2A\x01\x01\xbaH\x8a\x01\xba\x01\x86\x01\n" +
+	"\tttl_range\x12)must be unset, or from 1 second to 1 hour\x1aNthis == duration('0s') || (this >= duration('1s') && this < duration('3601s'))R\x03ttl\x12*\n" +
+	"\n" +
+	"request_id\x18\x04 \x01(\tB\v\xe2A\x01\x01\xbaH\x04r\x02\x18@R\trequestId\"Y\n" +
 	"\x14ReserveStockResponse\x12A\n" +
-	"\vreservation\x18\x01 \x01(\v2\x1f.agora.inventory.v1.ReservationR\vreservation\"y\n" +
-	"\x18CommitReservationRequest\x128\n" +
-	"\x04name\x18\x01 \x01(\tB$\xe2A\x01\x02\xfaA\x1d\n" +
-	"\x1binventory.agora/ReservationR\x04name\x12#\n" +
+	"\vreservation\x18\x01 \x01(\v2\x1f.agora.inventory.v1.ReservationR\vreservation\"\x93\x02\n" +
+	"\x18CommitReservationRequest\x12\xca\x01\n" +
+	"\x04name\x18\x01 \x01(\tB\xb5\x01\xe2A\x01\x02\xfaA\x1d\n" +
+	"\x1binventory.agora/Reservation\xbaH\x8d\x01\xba\x01\x86\x01\n" +
+	"\x10reservation_name\x12=must have the form reservations/{reservation} with a valid id\x1a3this.matches('^reservations/[a-z][a-z0-9-]{0,62}$')\xc8\x01\x01R\x04name\x12*\n" +
 	"\n" +
-	"request_id\x18\x02 \x01(\tB\x04\xe2A\x01\x01R\trequestId\"^\n" +
+	"request_id\x18\x02 \x01(\tB\v\xe2A\x01\x01\xbaH\x04r\x02\x18@R\trequestId\"^\n" +
 	"\x19CommitReservationResponse\x12A\n" +
-	"\vreservation\x18\x01 \x01(\v2\x1f.agora.inventory.v1.ReservationR\vreservation\"z\n" +
-	"\x19ReleaseReservationRequest\x128\n" +
-	"\x04name\x18\x01 \x01(\tB$\xe2A\x01\x02\xfaA\x1d\n" +
-	"\x1binventory.agora/ReservationR\x04name\x12#\n" +
+	"\vreservation\x18\x01 \x01(\v2\x1f.agora.inventory.v1.ReservationR\vreservation\"\x94\x02\n" +
+	"\x19ReleaseReservationRequest\x12\xca\x01\n" +
+	"\x04name\x18\x01 \x01(\tB\xb5\x01\xe2A\x01\x02\xfaA\x1d\n" +
+	"\x1binventory.agora/Reservation\xbaH\x8d\x01\xba\x01\x86\x01\n" +
+	"\x10reservation_name\x12=must have the form reservations/{reservation} with a valid id\x1a3this.matches('^reservations/[a-z][a-z0-9-]{0,62}$')\xc8\x01\x01R\x04name\x12*\n" +
 	"\n" +
-	"request_id\x18\x02 \x01(\tB\x04\xe2A\x01\x01R\trequestId\"_\n" +
+	"request_id\x18\x02 \x01(\tB\v\xe2A\x01\x01\xbaH\x04r\x02\x18@R\trequestId\"_\n" +
 	"\x1aReleaseReservationResponse\x12A\n" +
-	"\vreservation\x18\x01 \x01(\v2\x1f.agora.inventory.v1.ReservationR\vreservation\"Q\n" +
-	"\x15GetReservationRequest\x128\n" +
-	"\x04name\x18\x01 \x01(\tB$\xe2A\x01\x02\xfaA\x1d\n" +
-	"\x1binventory.agora/ReservationR\x04name\"[\n" +
+	"\vreservation\x18\x01 \x01(\v2\x1f.agora.inventory.v1.ReservationR\vreservation\"\xe4\x01\n" +
+	"\x15GetReservationRequest\x12\xca\x01\n" +
+	"\x04name\x18\x01 \x01(\tB\xb5\x01\xe2A\x01\x02\xfaA\x1d\n" +
+	"\x1binventory.agora/Reservation\xbaH\x8d\x01\xba\x01\x86\x01\n" +
+	"\x10reservation_name\x12=must have the form reservations/{reservation} with a valid id\x1a3this.matches('^reservations/[a-z][a-z0-9-]{0,62}$')\xc8\x01\x01R\x04name\"[\n" +
 	"\x16GetReservationResponse\x12A\n" +
 	"\vreservation\x18\x01 \x01(\v2\x1f.agora.inventory.v1.ReservationR\vreservation2\x9a\b\n" +
 	"\x10InventoryService\x12\xa4\x01\n" +

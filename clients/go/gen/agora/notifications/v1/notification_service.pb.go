@@ -8,6 +8,7 @@ package notificationsv1
 
 import (
 	_ "agora/clients/go/gen/agora/api/v1"
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -40,6 +41,8 @@ type ListNotificationsRequest struct {
 	// Only notifications caused by this type of event, given as the full name of the
 	// event's message, such as `agora.orders.v1.OrderConfirmed`. Empty means every type.
 	// When both `recipient` and `event_type` are set, a notification must match both.
+	// A type the service does not handle (see the list on the service) returns
+	// `INVALID_ARGUMENT`.
 	EventType     string `protobuf:"bytes,4,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -255,21 +258,23 @@ var File_agora_notifications_v1_notification_service_proto protoreflect.FileDesc
 
 const file_agora_notifications_v1_notification_service_proto_rawDesc = "" +
 	"\n" +
-	"1agora/notifications/v1/notification_service.proto\x12\x16agora.notifications.v1\x1a\x19agora/api/v1/policy.proto\x1a)agora/notifications/v1/notification.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\"\xc3\x01\n" +
-	"\x18ListNotificationsRequest\x12!\n" +
-	"\tpage_size\x18\x01 \x01(\x05B\x04\xe2A\x01\x01R\bpageSize\x12#\n" +
+	"1agora/notifications/v1/notification_service.proto\x12\x16agora.notifications.v1\x1a\x19agora/api/v1/policy.proto\x1a)agora/notifications/v1/notification.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\"\xd8\x03\n" +
+	"\x18ListNotificationsRequest\x12(\n" +
+	"\tpage_size\x18\x01 \x01(\x05B\v\xe2A\x01\x01\xbaH\x04\x1a\x02(\x00R\bpageSize\x12#\n" +
 	"\n" +
-	"page_token\x18\x02 \x01(\tB\x04\xe2A\x01\x01R\tpageToken\x12:\n" +
-	"\trecipient\x18\x03 \x01(\tB\x1c\xe2A\x01\x01\xfaA\x15\n" +
-	"\x13identity.agora/UserR\trecipient\x12#\n" +
+	"page_token\x18\x02 \x01(\tB\x04\xe2A\x01\x01R\tpageToken\x12\xb8\x01\n" +
+	"\trecipient\x18\x03 \x01(\tB\x99\x01\xe2A\x01\x01\xfaA\x15\n" +
+	"\x13identity.agora/User\xbaHz\xba\x01t\n" +
+	"\tuser_name\x12/must have the form users/{user} with a valid id\x1a6this.matches('^users/[A-Za-z0-9][A-Za-z0-9_-]{0,62}$')\xd8\x01\x01R\trecipient\x12\xb1\x01\n" +
 	"\n" +
-	"event_type\x18\x04 \x01(\tB\x04\xe2A\x01\x01R\teventType\"\x8f\x01\n" +
+	"event_type\x18\x04 \x01(\tB\x91\x01\xe2A\x01\x01\xbaH\x89\x01\xd8\x01\x01r\x83\x01R\x1eagora.identity.v1.UserSignedUpR\x1eagora.orders.v1.OrderConfirmedR\x1eagora.orders.v1.OrderCancelledR!agora.payments.v1.PaymentRefundedR\teventType\"\x8f\x01\n" +
 	"\x19ListNotificationsResponse\x12J\n" +
 	"\rnotifications\x18\x01 \x03(\v2$.agora.notifications.v1.NotificationR\rnotifications\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"W\n" +
-	"\x16GetNotificationRequest\x12=\n" +
-	"\x04name\x18\x01 \x01(\tB)\xe2A\x01\x02\xfaA\"\n" +
-	" notifications.agora/NotificationR\x04name\"c\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xee\x01\n" +
+	"\x16GetNotificationRequest\x12\xd3\x01\n" +
+	"\x04name\x18\x01 \x01(\tB\xbe\x01\xe2A\x01\x02\xfaA\"\n" +
+	" notifications.agora/Notification\xbaH\x91\x01\xba\x01\x8a\x01\n" +
+	"\x11notification_name\x12?must have the form notifications/{notification} with a valid id\x1a4this.matches('^notifications/[a-z][a-z0-9-]{0,62}$')\xc8\x01\x01R\x04name\"c\n" +
 	"\x17GetNotificationResponse\x12H\n" +
 	"\fnotification\x18\x01 \x01(\v2$.agora.notifications.v1.NotificationR\fnotification2\xfd\x02\n" +
 	"\x13NotificationService\x12\xa0\x01\n" +

@@ -57,7 +57,10 @@ const (
 //
 // Every error carries a `google.rpc.ErrorInfo` with domain `notifications.agora` and a
 // reason such as `NOTIFICATION_NOT_FOUND`; invalid requests also carry a
-// `google.rpc.BadRequest` listing each offending field.
+// `google.rpc.BadRequest` listing each offending field. Requests are first checked
+// against the `buf.validate` rules of these messages: a request that breaks any of them
+// returns `INVALID_ARGUMENT` (reason `INVALID_ARGUMENT`) with a `BadRequest` naming
+// every broken rule's field, and has no effect.
 type NotificationServiceClient interface {
 	// Lists notifications, newest first (by `create_time`, then by name), optionally only
 	// those for one recipient or caused by one type of event.
@@ -147,7 +150,10 @@ func (c *notificationServiceClient) GetNotification(ctx context.Context, in *Get
 //
 // Every error carries a `google.rpc.ErrorInfo` with domain `notifications.agora` and a
 // reason such as `NOTIFICATION_NOT_FOUND`; invalid requests also carry a
-// `google.rpc.BadRequest` listing each offending field.
+// `google.rpc.BadRequest` listing each offending field. Requests are first checked
+// against the `buf.validate` rules of these messages: a request that breaks any of them
+// returns `INVALID_ARGUMENT` (reason `INVALID_ARGUMENT`) with a `BadRequest` naming
+// every broken rule's field, and has no effect.
 type NotificationServiceServer interface {
 	// Lists notifications, newest first (by `create_time`, then by name), optionally only
 	// those for one recipient or caused by one type of event.

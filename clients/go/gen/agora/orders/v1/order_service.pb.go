@@ -8,6 +8,7 @@ package ordersv1
 
 import (
 	_ "agora/clients/go/gen/agora/api/v1"
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -259,7 +260,8 @@ type ListOrdersRequest struct {
 	// The `next_page_token` of a previous call with the same `user` and `state`, to get
 	// the following page. Empty for the first page.
 	PageToken string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
-	// Only orders in this state. `ORDER_STATE_UNSPECIFIED`, the default, means every state.
+	// Only orders in this state. `ORDER_STATE_UNSPECIFIED`, the default, means every state;
+	// a value that is not an `OrderState` returns `INVALID_ARGUMENT`.
 	State         OrderState `protobuf:"varint,4,opt,name=state,proto3,enum=agora.orders.v1.OrderState" json:"state,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -552,44 +554,51 @@ var File_agora_orders_v1_order_service_proto protoreflect.FileDescriptor
 
 const file_agora_orders_v1_order_service_proto_rawDesc = "" +
 	"\n" +
-	"#agora/orders/v1/order_service.proto\x12\x0fagora.orders.v1\x1a\x19agora/api/v1/policy.proto\x1a\x1bagora/orders/v1/order.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\"\xd6\x01\n" +
-	"\x11PlaceOrderRequest\x120\n" +
-	"\x04user\x18\x01 \x01(\tB\x1c\xe2A\x01\x02\xfaA\x15\n" +
-	"\x13identity.agora/UserR\x04user\x12>\n" +
+	"#agora/orders/v1/order_service.proto\x12\x0fagora.orders.v1\x1a\x19agora/api/v1/policy.proto\x1a\x1bagora/orders/v1/order.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\"\xdf\x02\n" +
+	"\x11PlaceOrderRequest\x12\xa4\x01\n" +
+	"\x04user\x18\x01 \x01(\tB\x8f\x01\xe2A\x01\x02\xfaA\x15\n" +
+	"\x13identity.agora/User\xbaHp\xba\x01j\n" +
+	"\tuser_name\x12/must have the form users/{user} with a valid id\x1a,this.matches('^users/[a-z][a-z0-9-]{0,62}$')\xc8\x01\x01R\x04user\x12H\n" +
 	"\n" +
-	"line_items\x18\x02 \x03(\v2\x19.agora.orders.v1.LineItemB\x04\xe2A\x01\x02R\tlineItems\x12*\n" +
-	"\rpayment_token\x18\x03 \x01(\tB\x05\xe2A\x02\x02\x04R\fpaymentToken\x12#\n" +
+	"line_items\x18\x02 \x03(\v2\x19.agora.orders.v1.LineItemB\x0e\xe2A\x01\x02\xbaH\a\x92\x01\x04\b\x01\x10dR\tlineItems\x12*\n" +
+	"\rpayment_token\x18\x03 \x01(\tB\x05\xe2A\x02\x02\x04R\fpaymentToken\x12-\n" +
 	"\n" +
-	"request_id\x18\x04 \x01(\tB\x04\xe2A\x01\x02R\trequestId\"B\n" +
+	"request_id\x18\x04 \x01(\tB\x0e\xe2A\x01\x02\xbaH\a\xc8\x01\x01r\x02\x18@R\trequestId\"B\n" +
 	"\x12PlaceOrderResponse\x12,\n" +
-	"\x05order\x18\x01 \x01(\v2\x16.agora.orders.v1.OrderR\x05order\"B\n" +
-	"\x0fGetOrderRequest\x12/\n" +
-	"\x04name\x18\x01 \x01(\tB\x1b\xe2A\x01\x02\xfaA\x14\n" +
-	"\x12orders.agora/OrderR\x04name\"@\n" +
-	"\x10GetOrderResponse\x12,\n" +
-	"\x05order\x18\x01 \x01(\v2\x16.agora.orders.v1.OrderR\x05order\"\xc6\x01\n" +
-	"\x11ListOrdersRequest\x120\n" +
-	"\x04user\x18\x01 \x01(\tB\x1c\xe2A\x01\x02\xfaA\x15\n" +
-	"\x13identity.agora/UserR\x04user\x12!\n" +
-	"\tpage_size\x18\x02 \x01(\x05B\x04\xe2A\x01\x01R\bpageSize\x12#\n" +
+	"\x05order\x18\x01 \x01(\v2\x16.agora.orders.v1.OrderR\x05order\"\xbb\x01\n" +
+	"\x0fGetOrderRequest\x12\xa7\x01\n" +
+	"\x04name\x18\x01 \x01(\tB\x92\x01\xe2A\x01\x02\xfaA\x14\n" +
+	"\x12orders.agora/Order\xbaHt\xba\x01n\n" +
 	"\n" +
-	"page_token\x18\x03 \x01(\tB\x04\xe2A\x01\x01R\tpageToken\x127\n" +
-	"\x05state\x18\x04 \x01(\x0e2\x1b.agora.orders.v1.OrderStateB\x04\xe2A\x01\x01R\x05state\"l\n" +
+	"order_name\x121must have the form orders/{order} with a valid id\x1a-this.matches('^orders/[a-z][a-z0-9-]{0,62}$')\xc8\x01\x01R\x04name\"@\n" +
+	"\x10GetOrderResponse\x12,\n" +
+	"\x05order\x18\x01 \x01(\v2\x16.agora.orders.v1.OrderR\x05order\"\xca\x02\n" +
+	"\x11ListOrdersRequest\x12\xa4\x01\n" +
+	"\x04user\x18\x01 \x01(\tB\x8f\x01\xe2A\x01\x02\xfaA\x15\n" +
+	"\x13identity.agora/User\xbaHp\xba\x01j\n" +
+	"\tuser_name\x12/must have the form users/{user} with a valid id\x1a,this.matches('^users/[a-z][a-z0-9-]{0,62}$')\xc8\x01\x01R\x04user\x12(\n" +
+	"\tpage_size\x18\x02 \x01(\x05B\v\xe2A\x01\x01\xbaH\x04\x1a\x02(\x00R\bpageSize\x12#\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tB\x04\xe2A\x01\x01R\tpageToken\x12?\n" +
+	"\x05state\x18\x04 \x01(\x0e2\x1b.agora.orders.v1.OrderStateB\f\xe2A\x01\x01\xbaH\x05\x82\x01\x02\x10\x01R\x05state\"l\n" +
 	"\x12ListOrdersResponse\x12.\n" +
 	"\x06orders\x18\x01 \x03(\v2\x16.agora.orders.v1.OrderR\x06orders\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x84\x01\n" +
-	"\x12CancelOrderRequest\x12/\n" +
-	"\x04name\x18\x01 \x01(\tB\x1b\xe2A\x01\x02\xfaA\x14\n" +
-	"\x12orders.agora/OrderR\x04name\x12\x18\n" +
-	"\x04etag\x18\x02 \x01(\tB\x04\xe2A\x01\x01R\x04etag\x12#\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x84\x02\n" +
+	"\x12CancelOrderRequest\x12\xa7\x01\n" +
+	"\x04name\x18\x01 \x01(\tB\x92\x01\xe2A\x01\x02\xfaA\x14\n" +
+	"\x12orders.agora/Order\xbaHt\xba\x01n\n" +
 	"\n" +
-	"request_id\x18\x03 \x01(\tB\x04\xe2A\x01\x01R\trequestId\"C\n" +
+	"order_name\x121must have the form orders/{order} with a valid id\x1a-this.matches('^orders/[a-z][a-z0-9-]{0,62}$')\xc8\x01\x01R\x04name\x12\x18\n" +
+	"\x04etag\x18\x02 \x01(\tB\x04\xe2A\x01\x01R\x04etag\x12*\n" +
+	"\n" +
+	"request_id\x18\x03 \x01(\tB\v\xe2A\x01\x01\xbaH\x04r\x02\x18@R\trequestId\"C\n" +
 	"\x13CancelOrderResponse\x12,\n" +
-	"\x05order\x18\x01 \x01(\v2\x16.agora.orders.v1.OrderR\x05order\"f\n" +
-	"\bLineItem\x128\n" +
-	"\aproduct\x18\x01 \x01(\tB\x1e\xe2A\x01\x02\xfaA\x17\n" +
-	"\x15catalog.agora/ProductR\aproduct\x12 \n" +
-	"\bquantity\x18\x02 \x01(\x05B\x04\xe2A\x01\x02R\bquantity2\xd9\x04\n" +
+	"\x05order\x18\x01 \x01(\v2\x16.agora.orders.v1.OrderR\x05order\"\xf1\x01\n" +
+	"\bLineItem\x12\xb8\x01\n" +
+	"\aproduct\x18\x01 \x01(\tB\x9d\x01\xe2A\x01\x02\xfaA\x17\n" +
+	"\x15catalog.agora/Product\xbaH|\xba\x01v\n" +
+	"\fproduct_name\x125must have the form products/{product} with a valid id\x1a/this.matches('^products/[a-z][a-z0-9-]{0,62}$')\xc8\x01\x01R\aproduct\x12*\n" +
+	"\bquantity\x18\x02 \x01(\x05B\x0e\xe2A\x01\x02\xbaH\a\x1a\x05\x18\xe8\a(\x01R\bquantity2\xd9\x04\n" +
 	"\fOrderService\x12\x9f\x01\n" +
 	"\n" +
 	"PlaceOrder\x12\".agora.orders.v1.PlaceOrderRequest\x1a#.agora.orders.v1.PlaceOrderResponse\"H\xdaA\x1duser,line_items,payment_token\x8a\xb5\x18\x06\b\x02\x1a\x02\b\n" +

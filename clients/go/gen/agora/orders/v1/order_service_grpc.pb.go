@@ -63,6 +63,9 @@ const (
 // Every error carries a `google.rpc.ErrorInfo` with domain `orders.agora` and a reason
 // such as `ORDER_NOT_FOUND`; invalid requests return `INVALID_ARGUMENT` (reason
 // `INVALID_ARGUMENT`) with a `google.rpc.BadRequest` listing each offending field.
+// Requests are first checked against the `buf.validate` rules of these messages: a
+// request that breaks any of them returns `INVALID_ARGUMENT` (reason `INVALID_ARGUMENT`)
+// with a `BadRequest` naming every broken rule's field, and has no effect.
 // Every mutating request takes a `request_id` (required by `PlaceOrder`, optional
 // elsewhere), remembered per method for at least 24 hours: a repeat with the same id and
 // the same arguments returns the first call's response and changes nothing; a repeat
@@ -236,6 +239,9 @@ func (c *orderServiceClient) CancelOrder(ctx context.Context, in *CancelOrderReq
 // Every error carries a `google.rpc.ErrorInfo` with domain `orders.agora` and a reason
 // such as `ORDER_NOT_FOUND`; invalid requests return `INVALID_ARGUMENT` (reason
 // `INVALID_ARGUMENT`) with a `google.rpc.BadRequest` listing each offending field.
+// Requests are first checked against the `buf.validate` rules of these messages: a
+// request that breaks any of them returns `INVALID_ARGUMENT` (reason `INVALID_ARGUMENT`)
+// with a `BadRequest` naming every broken rule's field, and has no effect.
 // Every mutating request takes a `request_id` (required by `PlaceOrder`, optional
 // elsewhere), remembered per method for at least 24 hours: a repeat with the same id and
 // the same arguments returns the first call's response and changes nothing; a repeat

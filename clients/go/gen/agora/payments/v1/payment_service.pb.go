@@ -8,6 +8,7 @@ package paymentsv1
 
 import (
 	_ "agora/clients/go/gen/agora/api/v1"
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	money "google.golang.org/genproto/googleapis/type/money"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
@@ -717,53 +718,63 @@ var File_agora_payments_v1_payment_service_proto protoreflect.FileDescriptor
 
 const file_agora_payments_v1_payment_service_proto_rawDesc = "" +
 	"\n" +
-	"'agora/payments/v1/payment_service.proto\x12\x11agora.payments.v1\x1a\x19agora/api/v1/policy.proto\x1a\x1fagora/payments/v1/payment.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x17google/type/money.proto\"\x81\x02\n" +
-	"\x17AuthorizePaymentRequest\x121\n" +
-	"\x05order\x18\x01 \x01(\tB\x1b\xe2A\x01\x02\xfaA\x14\n" +
-	"\x12orders.agora/OrderR\x05order\x120\n" +
-	"\x04user\x18\x02 \x01(\tB\x1c\xe2A\x01\x02\xfaA\x15\n" +
-	"\x13identity.agora/UserR\x04user\x120\n" +
-	"\x06amount\x18\x03 \x01(\v2\x12.google.type.MoneyB\x04\xe2A\x01\x02R\x06amount\x12*\n" +
-	"\rpayment_token\x18\x04 \x01(\tB\x05\xe2A\x02\x02\x04R\fpaymentToken\x12#\n" +
+	"'agora/payments/v1/payment_service.proto\x12\x11agora.payments.v1\x1a\x19agora/api/v1/policy.proto\x1a\x1fagora/payments/v1/payment.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x17google/type/money.proto\"\x98\x04\n" +
+	"\x17AuthorizePaymentRequest\x12\xb3\x01\n" +
+	"\x05order\x18\x01 \x01(\tB\x9c\x01\xe2A\x01\x02\xfaA\x14\n" +
+	"\x12orders.agora/Order\xbaH~\xba\x01x\n" +
 	"\n" +
-	"request_id\x18\x05 \x01(\tB\x04\xe2A\x01\x02R\trequestId\"P\n" +
+	"order_name\x121must have the form orders/{order} with a valid id\x1a7this.matches('^orders/[A-Za-z0-9][A-Za-z0-9_-]{0,62}$')\xc8\x01\x01R\x05order\x12\xae\x01\n" +
+	"\x04user\x18\x02 \x01(\tB\x99\x01\xe2A\x01\x02\xfaA\x15\n" +
+	"\x13identity.agora/User\xbaHz\xba\x01t\n" +
+	"\tuser_name\x12/must have the form users/{user} with a valid id\x1a6this.matches('^users/[A-Za-z0-9][A-Za-z0-9_-]{0,62}$')\xc8\x01\x01R\x04user\x120\n" +
+	"\x06amount\x18\x03 \x01(\v2\x12.google.type.MoneyB\x04\xe2A\x01\x02R\x06amount\x125\n" +
+	"\rpayment_token\x18\x04 \x01(\tB\x10\xe2A\x02\x02\x04\xbaH\b\xc8\x01\x01r\x03\x18\x80\x04R\fpaymentToken\x12-\n" +
+	"\n" +
+	"request_id\x18\x05 \x01(\tB\x0e\xe2A\x01\x02\xbaH\a\xc8\x01\x01r\x02\x18@R\trequestId\"P\n" +
 	"\x18AuthorizePaymentResponse\x124\n" +
-	"\apayment\x18\x01 \x01(\v2\x1a.agora.payments.v1.PaymentR\apayment\"q\n" +
-	"\x15CapturePaymentRequest\x123\n" +
-	"\x04name\x18\x01 \x01(\tB\x1f\xe2A\x01\x02\xfaA\x18\n" +
-	"\x16payments.agora/PaymentR\x04name\x12#\n" +
+	"\apayment\x18\x01 \x01(\v2\x1a.agora.payments.v1.PaymentR\apayment\"\xfc\x01\n" +
+	"\x15CapturePaymentRequest\x12\xb3\x01\n" +
+	"\x04name\x18\x01 \x01(\tB\x9e\x01\xe2A\x01\x02\xfaA\x18\n" +
+	"\x16payments.agora/Payment\xbaH|\xba\x01v\n" +
+	"\fpayment_name\x125must have the form payments/{payment} with a valid id\x1a/this.matches('^payments/[a-z][a-z0-9-]{0,62}$')\xc8\x01\x01R\x04name\x12-\n" +
 	"\n" +
-	"request_id\x18\x02 \x01(\tB\x04\xe2A\x01\x02R\trequestId\"N\n" +
+	"request_id\x18\x02 \x01(\tB\x0e\xe2A\x01\x02\xbaH\a\xc8\x01\x01r\x02\x18@R\trequestId\"N\n" +
 	"\x16CapturePaymentResponse\x124\n" +
-	"\apayment\x18\x01 \x01(\v2\x1a.agora.payments.v1.PaymentR\apayment\"n\n" +
-	"\x12VoidPaymentRequest\x123\n" +
-	"\x04name\x18\x01 \x01(\tB\x1f\xe2A\x01\x02\xfaA\x18\n" +
-	"\x16payments.agora/PaymentR\x04name\x12#\n" +
+	"\apayment\x18\x01 \x01(\v2\x1a.agora.payments.v1.PaymentR\apayment\"\xf9\x01\n" +
+	"\x12VoidPaymentRequest\x12\xb3\x01\n" +
+	"\x04name\x18\x01 \x01(\tB\x9e\x01\xe2A\x01\x02\xfaA\x18\n" +
+	"\x16payments.agora/Payment\xbaH|\xba\x01v\n" +
+	"\fpayment_name\x125must have the form payments/{payment} with a valid id\x1a/this.matches('^payments/[a-z][a-z0-9-]{0,62}$')\xc8\x01\x01R\x04name\x12-\n" +
 	"\n" +
-	"request_id\x18\x02 \x01(\tB\x04\xe2A\x01\x02R\trequestId\"K\n" +
+	"request_id\x18\x02 \x01(\tB\x0e\xe2A\x01\x02\xbaH\a\xc8\x01\x01r\x02\x18@R\trequestId\"K\n" +
 	"\x13VoidPaymentResponse\x124\n" +
-	"\apayment\x18\x01 \x01(\v2\x1a.agora.payments.v1.PaymentR\apayment\"\xa2\x01\n" +
-	"\x14RefundPaymentRequest\x123\n" +
-	"\x04name\x18\x01 \x01(\tB\x1f\xe2A\x01\x02\xfaA\x18\n" +
-	"\x16payments.agora/PaymentR\x04name\x120\n" +
-	"\x06amount\x18\x02 \x01(\v2\x12.google.type.MoneyB\x04\xe2A\x01\x01R\x06amount\x12#\n" +
+	"\apayment\x18\x01 \x01(\v2\x1a.agora.payments.v1.PaymentR\apayment\"\xad\x02\n" +
+	"\x14RefundPaymentRequest\x12\xb3\x01\n" +
+	"\x04name\x18\x01 \x01(\tB\x9e\x01\xe2A\x01\x02\xfaA\x18\n" +
+	"\x16payments.agora/Payment\xbaH|\xba\x01v\n" +
+	"\fpayment_name\x125must have the form payments/{payment} with a valid id\x1a/this.matches('^payments/[a-z][a-z0-9-]{0,62}$')\xc8\x01\x01R\x04name\x120\n" +
+	"\x06amount\x18\x02 \x01(\v2\x12.google.type.MoneyB\x04\xe2A\x01\x01R\x06amount\x12-\n" +
 	"\n" +
-	"request_id\x18\x03 \x01(\tB\x04\xe2A\x01\x02R\trequestId\"M\n" +
+	"request_id\x18\x03 \x01(\tB\x0e\xe2A\x01\x02\xbaH\a\xc8\x01\x01r\x02\x18@R\trequestId\"M\n" +
 	"\x15RefundPaymentResponse\x124\n" +
-	"\apayment\x18\x01 \x01(\v2\x1a.agora.payments.v1.PaymentR\apayment\"H\n" +
-	"\x11GetPaymentRequest\x123\n" +
-	"\x04name\x18\x01 \x01(\tB\x1f\xe2A\x01\x02\xfaA\x18\n" +
-	"\x16payments.agora/PaymentR\x04name\"J\n" +
+	"\apayment\x18\x01 \x01(\v2\x1a.agora.payments.v1.PaymentR\apayment\"\xc9\x01\n" +
+	"\x11GetPaymentRequest\x12\xb3\x01\n" +
+	"\x04name\x18\x01 \x01(\tB\x9e\x01\xe2A\x01\x02\xfaA\x18\n" +
+	"\x16payments.agora/Payment\xbaH|\xba\x01v\n" +
+	"\fpayment_name\x125must have the form payments/{payment} with a valid id\x1a/this.matches('^payments/[a-z][a-z0-9-]{0,62}$')\xc8\x01\x01R\x04name\"J\n" +
 	"\x12GetPaymentResponse\x124\n" +
-	"\apayment\x18\x01 \x01(\v2\x1a.agora.payments.v1.PaymentR\apayment\"\xc2\x01\n" +
-	"\x13ListPaymentsRequest\x12!\n" +
-	"\tpage_size\x18\x01 \x01(\x05B\x04\xe2A\x01\x01R\bpageSize\x12#\n" +
+	"\apayment\x18\x01 \x01(\v2\x1a.agora.payments.v1.PaymentR\apayment\"\xcb\x03\n" +
+	"\x13ListPaymentsRequest\x12(\n" +
+	"\tpage_size\x18\x01 \x01(\x05B\v\xe2A\x01\x01\xbaH\x04\x1a\x02(\x00R\bpageSize\x12#\n" +
 	"\n" +
-	"page_token\x18\x02 \x01(\tB\x04\xe2A\x01\x01R\tpageToken\x121\n" +
-	"\x05order\x18\x03 \x01(\tB\x1b\xe2A\x01\x01\xfaA\x14\n" +
-	"\x12orders.agora/OrderR\x05order\x120\n" +
-	"\x04user\x18\x04 \x01(\tB\x1c\xe2A\x01\x01\xfaA\x15\n" +
-	"\x13identity.agora/UserR\x04user\"v\n" +
+	"page_token\x18\x02 \x01(\tB\x04\xe2A\x01\x01R\tpageToken\x12\xb3\x01\n" +
+	"\x05order\x18\x03 \x01(\tB\x9c\x01\xe2A\x01\x01\xfaA\x14\n" +
+	"\x12orders.agora/Order\xbaH~\xba\x01x\n" +
+	"\n" +
+	"order_name\x121must have the form orders/{order} with a valid id\x1a7this.matches('^orders/[A-Za-z0-9][A-Za-z0-9_-]{0,62}$')\xd8\x01\x01R\x05order\x12\xae\x01\n" +
+	"\x04user\x18\x04 \x01(\tB\x99\x01\xe2A\x01\x01\xfaA\x15\n" +
+	"\x13identity.agora/User\xbaHz\xba\x01t\n" +
+	"\tuser_name\x12/must have the form users/{user} with a valid id\x1a6this.matches('^users/[A-Za-z0-9][A-Za-z0-9_-]{0,62}$')\xd8\x01\x01R\x04user\"v\n" +
 	"\x14ListPaymentsResponse\x126\n" +
 	"\bpayments\x18\x01 \x03(\v2\x1a.agora.payments.v1.PaymentR\bpayments\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xe7\a\n" +

@@ -64,7 +64,11 @@ const (
 // such as `PAYMENT_NOT_FOUND`, with the payment's name (`payment`) and state (`state`, a
 // [PaymentState][agora.payments.v1.PaymentState] value name such as
 // `PAYMENT_STATE_CAPTURED`) in its metadata where they apply; invalid requests also carry a `google.rpc.BadRequest` listing each
-// offending field, and `UNAVAILABLE` errors carry a `google.rpc.RetryInfo`.
+// offending field, and `UNAVAILABLE` errors carry a `google.rpc.RetryInfo`. Requests are
+// first checked against the `buf.validate` rules of these messages: a request that
+// breaks any of them returns `INVALID_ARGUMENT` (reason `INVALID_ARGUMENT`) with a
+// `BadRequest` naming every broken rule's field, and has no effect. Amounts have no such
+// rules, so that a wrong amount always gets its own reason.
 type PaymentServiceClient interface {
 	// Authorizes a card payment for an order: asks the processor to hold `amount` on the
 	// card behind `payment_token` and records the outcome as a new payment. The outcome of
@@ -278,7 +282,11 @@ func (c *paymentServiceClient) ListPayments(ctx context.Context, in *ListPayment
 // such as `PAYMENT_NOT_FOUND`, with the payment's name (`payment`) and state (`state`, a
 // [PaymentState][agora.payments.v1.PaymentState] value name such as
 // `PAYMENT_STATE_CAPTURED`) in its metadata where they apply; invalid requests also carry a `google.rpc.BadRequest` listing each
-// offending field, and `UNAVAILABLE` errors carry a `google.rpc.RetryInfo`.
+// offending field, and `UNAVAILABLE` errors carry a `google.rpc.RetryInfo`. Requests are
+// first checked against the `buf.validate` rules of these messages: a request that
+// breaks any of them returns `INVALID_ARGUMENT` (reason `INVALID_ARGUMENT`) with a
+// `BadRequest` naming every broken rule's field, and has no effect. Amounts have no such
+// rules, so that a wrong amount always gets its own reason.
 type PaymentServiceServer interface {
 	// Authorizes a card payment for an order: asks the processor to hold `amount` on the
 	// card behind `payment_token` and records the outcome as a new payment. The outcome of
