@@ -39,3 +39,6 @@ python -m grpc_tools.protoc --descriptor_set_in="$image" \
 find generated/python/agora -name '*_pb2_grpc.pyi' | while read -r stub; do
   [ -f "${stub%.pyi}.py" ] || rm -f "$stub"
 done
+
+# The policy of every RPC as a document (docs/policies.md), from the descriptors just generated.
+python scripts/policy_doc.py
