@@ -22,20 +22,39 @@ _BADREQUEST = error_details_pb2.BadRequest.DESCRIPTOR.full_name
 _RETRYINFO = error_details_pb2.RetryInfo.DESCRIPTOR.full_name
 
 
+#: The status travels in trailers, and a default gRPC client refuses trailers over 8 KiB
+#: (reporting RESOURCE_EXHAUSTED instead of the real error). These bounds keep the largest
+#: status, base64-encoded details and a percent-encoded message included, well below that.
+MAX_VIOLATIONS = 10
+MAX_FIELD_CHARS = 120
+MAX_TEXT_CHARS = 160
+MAX_MESSAGE_CHARS = 400
+
+
 def to_rpc_status(error: AgoraError, domain: str) -> status_pb2.Status:
-    """Builds the ``google.rpc.Status`` that reports ``error`` to a caller."""
+    """Builds the ``google.rpc.Status`` that reports ``error`` to a caller.
+
+    Texts are shortened and at most :data:`MAX_VIOLATIONS` field violations are listed
+    (``ErrorInfo.metadata["omitted_violations"]`` counts the rest), so every error reaches
+    a client with default limits.
+    """
     details: list[any_pb2.Any] = []
+    metadata = {key: _shortened(value, MAX_TEXT_CHARS) for key, value in error.metadata.items()}
+    violations = error.violations if isinstance(error, InvalidArgument) else []
+    if len(violations) > MAX_VIOLATIONS:
+        metadata["omitted_violations"] = str(len(violations) - MAX_VIOLATIONS)
     info = error_details_pb2.ErrorInfo(
-        reason=error.reason, domain=error.domain or domain, metadata=error.metadata
+        reason=error.reason, domain=error.domain or domain, metadata=metadata
     )
     details.append(_pack(info))
-    if isinstance(error, InvalidArgument) and error.violations:
+    if violations:
         bad_request = error_details_pb2.BadRequest(
             field_violations=[
                 error_details_pb2.BadRequest.FieldViolation(
-                    field=v.field, description=v.description
+                    field=_shortened(v.field, MAX_FIELD_CHARS),
+                    description=_shortened(v.description, MAX_TEXT_CHARS),
                 )
-                for v in error.violations
+                for v in violations[:MAX_VIOLATIONS]
             ]
         )
         details.append(_pack(bad_request))
@@ -43,7 +62,12 @@ def to_rpc_status(error: AgoraError, domain: str) -> status_pb2.Status:
         delay = duration_pb2.Duration()
         delay.FromNanoseconds(int(error.retry_after * 1e9))
         details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
-    return status_pb2.Status(code=error.code.value[0], message=error.message, details=details)
+    message = _shortened(error.message, MAX_MESSAGE_CHARS)
+    return status_pb2.Status(code=error.code.value[0], message=message, details=details)
+
+
+def _shortened(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def to_grpc_status(error: AgoraError, domain: str) -> grpc.Status:

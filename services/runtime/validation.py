@@ -49,8 +49,15 @@ class ValidationRulesError(ConfigError):
 
 
 def check(message: Message) -> None:
-    """Raises InvalidArgument listing every rule of the contract that ``message`` breaks."""
-    found = violations(message)
+    """Raises InvalidArgument listing every rule of the contract that ``message`` breaks.
+
+    A value a rule cannot even evaluate (a duration beyond what CEL can represent, say)
+    is the caller's mistake too: INVALID_ARGUMENT naming the request, never INTERNAL.
+    """
+    try:
+        found = violations(message)
+    except protovalidate.EvaluationError as error:
+        found = [FieldViolation("", f"cannot be checked against the contract's rules: {error}")]
     if found:
         raise InvalidArgument.for_fields(found)
 

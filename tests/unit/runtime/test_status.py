@@ -8,7 +8,13 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from runtime import errors
-from runtime.status import from_rpc_error, from_status_details, to_grpc_status, to_rpc_status
+from runtime.status import (
+    MAX_VIOLATIONS,
+    from_rpc_error,
+    from_status_details,
+    to_grpc_status,
+    to_rpc_status,
+)
 
 DOMAIN = "catalog.agora"
 
@@ -210,3 +216,24 @@ def test_every_failure_code_has_a_category() -> None:
 @pytest.mark.parametrize("category", sorted(set(errors.CATEGORY_BY_CODE.values()), key=str))
 def test_each_category_maps_back_to_itself(category: type[errors.AgoraError]) -> None:
     assert errors.CATEGORY_BY_CODE[category.code] is category
+
+
+def test_a_status_with_many_long_violations_stays_within_a_default_clients_limits() -> None:
+    error = errors.InvalidArgument(
+        "invalid request: " + "x" * 5000,
+        violations=[
+            errors.FieldViolation(f"line_items[{i}].product" + "y" * 300, "z" * 500)
+            for i in range(50)
+        ],
+        metadata={"products": "p" * 5000},
+    )
+    status = to_rpc_status(error, "orders.agora")
+    bad = error_details_pb2.BadRequest()
+    info = error_details_pb2.ErrorInfo()
+    status.details[0].Unpack(info)
+    status.details[1].Unpack(bad)
+    assert len(bad.field_violations) == MAX_VIOLATIONS
+    assert info.metadata["omitted_violations"] == str(50 - MAX_VIOLATIONS)
+    assert bad.field_violations[0].field.startswith("line_items[0].product")
+    # Base64 in the trailer grows it by a third; a default client accepts 8 KiB in all.
+    assert len(status.SerializeToString()) * 4 / 3 + len(status.message) * 3 < 6 * 1024

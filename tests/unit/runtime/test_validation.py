@@ -8,6 +8,7 @@ import pytest
 from buf.validate import validate_pb2
 from google.protobuf import empty_pb2, struct_pb2
 
+from agora.inventory.v1 import inventory_service_pb2
 from runtime import validation
 from runtime.errors import FieldViolation, InvalidArgument
 from runtime.policy import services_named
@@ -132,3 +133,13 @@ def test_rules_that_do_not_compile_fail_the_start_up_check_naming_the_request() 
     broken = validated_contract("Broken", rule="this.gift_note +")
     with pytest.raises(validation.ValidationRulesError, match=broken.request_type.full_name):
         validation.compile_rules(services_named([broken.service]))
+
+
+def test_a_value_no_rule_can_evaluate_is_the_callers_mistake_not_an_internal_error() -> None:
+    # A duration beyond CEL's range makes ReserveStock's ttl rule fail to evaluate.
+    request = inventory_service_pb2.ReserveStockRequest(order="orders/o1", request_id="r")
+    request.ttl.seconds = 10**12
+    with pytest.raises(InvalidArgument) as refused:
+        validation.check(request)
+    assert [v.field for v in refused.value.violations] == [""]
+    assert "cannot be checked" in refused.value.violations[0].description
