@@ -88,6 +88,11 @@ test-integration: venv
 test-faults: venv tools
 	$(PY) -m pytest tests/faults -m faults -s
 
+# Long hostile-input run: every RPC of every service gets generated, broken and oversized bodies.
+# AGORA_FUZZ_SEED=<n> replays a run; AGORA_FUZZ_INPUTS=<n> sets how many inputs (default 100000).
+test-fuzz: venv
+	$(PY) -m pytest tests/fuzz -m fuzz -s
+
 # Run the end-to-end tests against real service processes, driven by grpcurl.
 test-e2e: venv tools
 	$(PY) -m pytest tests/e2e
