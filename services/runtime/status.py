@@ -29,6 +29,9 @@ MAX_VIOLATIONS = 10
 MAX_FIELD_CHARS = 120
 MAX_TEXT_CHARS = 160
 MAX_MESSAGE_CHARS = 400
+#: Metadata can list what the caller got wrong (every missing product of an order), so
+#: its values may be longer than a description, within the same budget.
+MAX_METADATA_CHARS = 2048
 
 
 def to_rpc_status(error: AgoraError, domain: str) -> status_pb2.Status:
@@ -39,7 +42,7 @@ def to_rpc_status(error: AgoraError, domain: str) -> status_pb2.Status:
     a client with default limits.
     """
     details: list[any_pb2.Any] = []
-    metadata = {key: _shortened(value, MAX_TEXT_CHARS) for key, value in error.metadata.items()}
+    metadata = {key: _shortened(value, MAX_METADATA_CHARS) for key, value in error.metadata.items()}
     violations = error.violations if isinstance(error, InvalidArgument) else []
     if len(violations) > MAX_VIOLATIONS:
         metadata["omitted_violations"] = str(len(violations) - MAX_VIOLATIONS)

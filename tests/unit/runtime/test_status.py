@@ -9,6 +9,7 @@ from grpc_status import rpc_status
 
 from runtime import errors
 from runtime.status import (
+    MAX_METADATA_CHARS,
     MAX_VIOLATIONS,
     from_rpc_error,
     from_status_details,
@@ -225,7 +226,6 @@ def test_a_status_with_many_long_violations_stays_within_a_default_clients_limit
             errors.FieldViolation(f"line_items[{i}].product" + "y" * 300, "z" * 500)
             for i in range(50)
         ],
-        metadata={"products": "p" * 5000},
     )
     status = to_rpc_status(error, "orders.agora")
     bad = error_details_pb2.BadRequest()
@@ -237,3 +237,12 @@ def test_a_status_with_many_long_violations_stays_within_a_default_clients_limit
     assert bad.field_violations[0].field.startswith("line_items[0].product")
     # Base64 in the trailer grows it by a third; a default client accepts 8 KiB in all.
     assert len(status.SerializeToString()) * 4 / 3 + len(status.message) * 3 < 6 * 1024
+
+
+def test_long_metadata_is_kept_up_to_its_own_bound() -> None:
+    missing = ",".join(f"products/missing-{index}" for index in range(99))  # about 2,000
+    error = errors.FailedPrecondition("missing", metadata={"products": missing, "x": "y" * 9000})
+    info = error_details_pb2.ErrorInfo()
+    to_rpc_status(error, "orders.agora").details[0].Unpack(info)
+    assert info.metadata["products"] == missing
+    assert len(info.metadata["x"]) == MAX_METADATA_CHARS
